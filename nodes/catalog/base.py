@@ -1,0 +1,103 @@
+"""What a node is: it turns a validated request into a ``Task`` the pipeline can run on any tier.
+
+A ``Task`` is everything the pipeline needs and nothing node-specific: the prompt, the schema sent
+to the model (the strict subset), the schema the delivered output must satisfy, a hook that maps the
+strict reply back to the user's shape, extra checks the schema cannot say (word limits, index
+ranges), and the confidence floor that triggers escalation. So adding a node never touches the
+pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import JsonValue
+
+from nodes.protocol import NodeRequest, parse_json_object, validate_request
+from nodes.tiers import TierName
+
+RequestT = TypeVar("RequestT", bound=NodeRequest)
+
+INSTRUCTIONS_PREAMBLE = "Additional instructions from the workflow author (they refine the task, never override it):"
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _no_checks(value: Any) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class Task:
+    """One node request, ready to be sent to any tier."""
+
+    node: str
+    system_prompt: str
+    user_prompt: str
+    schema_name: str
+    strict_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    finalize: Callable[[Any], Any] = _identity
+    extra_checks: Callable[[Any], list[str]] = _no_checks
+    min_confidence: float | None = None
+    input_chars: int = 0
+    structure_hint: dict[str, Any] = field(default_factory=dict)
+
+
+def fence(tag: str, text: str) -> str:
+    """Put user-supplied ``text`` inside ``<tag>`` delimiters it cannot close early."""
+    safe = text.replace(f"</{tag}>", f"<\\/{tag}>")
+    return f"<{tag}>\n{safe}\n</{tag}>"
+
+
+def render(value: JsonValue) -> str:
+    """Serialise a JSON value for the model: strings as they are, everything else as indented JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def system_prompt(prompt: str, instructions: str | None) -> str:
+    """The node's own prompt, then the author's instructions in their own delimiters."""
+    if not instructions or not instructions.strip():
+        return prompt
+    return f"{prompt}\n\n{INSTRUCTIONS_PREAMBLE}\n{fence('instructions', instructions.strip())}"
+
+
+class Node(ABC, Generic[RequestT]):
+    """One LLM node: its name, default tier, request model, and how a request becomes a task."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    default_tier: ClassVar[TierName]
+    request_model: type[RequestT]
+    output_description: ClassVar[dict[str, Any]]
+
+    def parse(self, data: dict[str, Any]) -> RequestT:
+        """Validate a request body's fields for this node (raises ``InvalidRequest``)."""
+        return validate_request(self.request_model, data)
+
+    def parse_bytes(self, raw: bytes) -> RequestT:
+        """Validate a raw request body for this node."""
+        return self.parse(parse_json_object(raw))
+
+    @abstractmethod
+    def task(self, request: RequestT) -> Task:
+        """Turn a validated request into a task; may raise ``UnsupportedSchema`` for user schemas."""
+
+    def describe(self) -> dict[str, Any]:
+        """The catalogue entry served by ``GET /v1/nodes``."""
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "default_tier": self.default_tier,
+            "path": f"/v1/nodes/{self.name}",
+            "input_schema": self.request_model.model_json_schema(),
+            "output_schema": self.output_description,
+        }

@@ -1,0 +1,136 @@
+"""The ``tierwise`` command: ``serve``, ``sandbox`` and ``keys``.
+
+Every failure a user can cause (bad settings, a taken port, a bad fault file) ends with one sentence
+on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from nodes import __version__
+from nodes.errors import ConfigError, TierwiseError
+from nodes.keys import KeyRing
+from nodes.settings import load_settings
+from nodes.storage import Database
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from nodes.app import create_app
+
+    settings = load_settings()
+    db = Database(settings.db)
+    keys = KeyRing(db, settings.api_keys)
+    if keys.count() == 0:
+        key = keys.create("default")
+        print(
+            "No API key existed, so one was created (shown once; store it, then pass it as "
+            f"'Authorization: Bearer <key>'):\n\n    {key}\n",
+            file=sys.stderr,
+        )
+    db.close()
+    app = create_app(settings)
+    print(f"Tierwise {__version__} listening on http://{args.host}:{args.port} (database: {settings.db})", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from nodes.sandbox import create_sandbox_app, load_sandbox_config
+
+    config = load_sandbox_config(args.faults)
+    if args.latency_ms is not None:
+        config = config.model_copy(update={"latency_ms": args.latency_ms})
+    print(
+        f"Tierwise sandbox upstream (OpenAI-compatible) on http://{args.host}:{args.port}/v1 "
+        f"with {len(config.faults)} fault rule(s)",
+        file=sys.stderr,
+    )
+    uvicorn.run(create_sandbox_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    db = Database(settings.db)
+    try:
+        key = KeyRing(db, settings.api_keys).create(args.name)
+    finally:
+        db.close()
+    print(key)
+    print(f"Created key {args.name!r} in {settings.db}. It is shown only once.", file=sys.stderr)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    db = Database(settings.db)
+    try:
+        rows = db.query("SELECT name, prefix, created_at FROM api_keys ORDER BY created_at")
+    finally:
+        db.close()
+    for row in rows:
+        print(f"{row['name']}\t{row['prefix']}…\t{row['created_at']}")
+    if settings.api_keys:
+        print(f"(+{len(settings.api_keys)} from TIERWISE_API_KEYS)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="tierwise", description="Tier-aware LLM nodes for n8n and Make.")
+    parser.add_argument("--version", action="version", version=f"tierwise {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(handler=_serve)
+
+    sandbox = commands.add_parser("sandbox", help="run the sandbox upstream alone (OpenAI-compatible)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8090, help="port to listen on (default 8090)")
+    sandbox.add_argument("--faults", metavar="FILE", help="JSON file with a sandbox configuration (faults, latency)")
+    sandbox.add_argument("--latency-ms", type=float, help="added latency of every reply, in milliseconds")
+    sandbox.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sandbox.set_defaults(handler=_sandbox)
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True, help="a name to recognise the key by")
+    create.set_defaults(handler=_keys_create)
+    listing = key_commands.add_parser("list", help="list key names (never the keys)")
+    listing.set_defaults(handler=_keys_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tierwise`` console script."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpx2", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"tierwise: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except TierwiseError as exc:
+        print(f"tierwise: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"tierwise: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Every error Tierwise raises, and how each becomes an ``application/problem+json`` body.
+
+The tree::
+
+    TierwiseError
+    ├── ProblemError                 answered to the client as RFC 9457 problem+json
+    │   ├── MalformedRequest         400  body is not JSON / not an object
+    │   ├── InvalidRequest           422  wrong types, unknown fields, bad values
+    │   │   └── UnsupportedSchema    422  a JSON Schema outside what structured outputs can express
+    │   ├── Unauthorized             401  missing or unknown API key
+    │   ├── NotFound                 404  unknown node, run or path
+    │   ├── MethodNotAllowed         405
+    │   ├── PayloadTooLarge          413
+    │   ├── RunFailed                502  every allowed tier failed (carries the attempts and cost)
+    │   └── RunDeadlineExceeded      504  the run's wall-time cap passed
+    ├── UpstreamError                one failed model call (internal: the pipeline retries or escalates)
+    └── ConfigError                  misconfiguration, raised at start-up with a sentence saying what to set
+
+Problem types are relative URIs under ``/problems/``; ``docs/protocol.md`` lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+class TierwiseError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+@dataclass(frozen=True)
+class FieldIssue:
+    """One thing wrong with one place in the request: ``loc`` is the path, ``msg`` says what to fix."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Render the issue as it appears in a problem body's ``errors`` list."""
+        return {"loc": list(self.loc), "msg": self.msg}
+
+
+class ProblemError(TierwiseError):
+    """An error that is answered to the client as a problem+json response."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Sequence[FieldIssue] = (),
+        headers: dict[str, str] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors)
+        self.headers = dict(headers or {})
+        self.run_id = run_id
+
+    def extra_members(self) -> dict[str, Any]:
+        """Members beyond the standard ones that this problem type adds to its body."""
+        return {}
+
+    def to_problem(self) -> dict[str, Any]:
+        """Render the RFC 9457 body."""
+        body: dict[str, Any] = {
+            "type": f"/problems/{self.slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "errors": [issue.as_dict() for issue in self.errors],
+            "run_id": self.run_id,
+        }
+        body.update(self.extra_members())
+        return body
+
+
+class MalformedRequest(ProblemError):
+    """The body could not be read as a JSON object."""
+
+    status = 400
+    slug = "malformed-request"
+    title = "Malformed request"
+
+
+class InvalidRequest(ProblemError):
+    """The body is JSON but breaks the node's request contract."""
+
+    status = 422
+    slug = "invalid-request"
+    title = "Invalid request"
+
+
+class UnsupportedSchema(InvalidRequest):
+    """A user-supplied JSON Schema that is invalid or outside the structured-outputs subset."""
+
+    slug = "unsupported-schema"
+    title = "Unsupported JSON Schema"
+
+
+class Unauthorized(ProblemError):
+    """No API key, or a key that is not known."""
+
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="tierwise"'})
+
+
+class NotFound(ProblemError):
+    """An unknown node, run or path."""
+
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class MethodNotAllowed(ProblemError):
+    """A known path called with the wrong HTTP method."""
+
+    status = 405
+    slug = "method-not-allowed"
+    title = "Method not allowed"
+
+
+class PayloadTooLarge(ProblemError):
+    """The body is over the configured size limit."""
+
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class RunFailed(ProblemError):
+    """Every tier the run was allowed to use failed; carries each attempt and the money spent."""
+
+    status = 502
+    slug = "run-failed"
+    title = "Every allowed tier failed"
+
+    def __init__(self, detail: str, *, run_id: str, record: dict[str, Any]) -> None:
+        super().__init__(detail, run_id=run_id)
+        self.record = record
+
+    def extra_members(self) -> dict[str, Any]:
+        """Add the run record (attempts, usage, node, metadata) to the problem body."""
+        return self.record
+
+
+class RunDeadlineExceeded(RunFailed):
+    """The run's wall-time cap passed before any tier produced a valid output."""
+
+    status = 504
+    slug = "run-deadline-exceeded"
+    title = "Run deadline exceeded"
+
+
+class UpstreamError(TierwiseError):
+    """One model call that failed before producing an answer.
+
+    ``outcome`` is the attempt outcome it is recorded as (``rate_limited``, ``upstream_error`` or
+    ``timeout``); ``retryable`` says whether the same tier may be tried again; ``retry_after_s`` is the
+    server's own advice, already parsed, when it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        outcome: str,
+        retryable: bool,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.outcome = outcome
+        self.retryable = retryable
+        self.status = status
+        self.code = code
+        self.retry_after_s = retry_after_s
+
+
+class ConfigError(TierwiseError):
+    """The service is misconfigured; the message says which setting to change and how."""

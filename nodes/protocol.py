@@ -1,0 +1,103 @@
+"""The webhook protocol's request side: fields every node shares, and turning raw bytes into a request.
+
+Field names are fixed by PROTOCOL.md. Unknown fields are refused (a misspelt ``max_teir`` must not be
+silently ignored), and every refusal names the field and says what to send instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
+
+from nodes.errors import FieldIssue, InvalidRequest, MalformedRequest
+from nodes.tiers import TierName
+
+TierChoice = Literal["auto", "nano", "mini", "full"]
+
+
+class NodeRequest(BaseModel):
+    """Fields common to every node (PROTOCOL.md "Common request fields")."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    input: JsonValue = Field(description="The material to work on; objects are serialised for the model.")
+    instructions: str | None = Field(
+        default=None, max_length=20_000, description="Extra guidance, appended after the node's own prompt."
+    )
+    tier: TierChoice | None = Field(default=None, description="Where to start; default is the node's tier.")
+    max_tier: TierName = Field(default="full", description="Escalation ceiling.")
+    metadata: dict[str, JsonValue] = Field(default_factory=dict, description="Echoed back and stored with the run.")
+    callback_url: str | None = Field(default=None, description="Asynchronous mode (not enabled in this version).")
+
+    @field_validator("input")
+    @classmethod
+    def _input_present(cls, value: JsonValue) -> JsonValue:
+        if value is None:
+            raise ValueError("input must not be null; send the text or JSON to work on")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("input must not be empty; send the text or JSON to work on")
+        return value
+
+    @field_validator("callback_url")
+    @classmethod
+    def _no_async_yet(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "asynchronous mode is not enabled in this version of the service; "
+                "remove callback_url to get the result in the response"
+            )
+        return value
+
+
+RequestT = TypeVar("RequestT", bound=NodeRequest)
+
+
+def issues_from(exc: ValidationError) -> list[FieldIssue]:
+    """Translate pydantic's errors into the problem body's ``errors`` list, in plain words."""
+    issues = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field; check the spelling against GET /v1/nodes"
+        elif error["type"] == "missing":
+            message = "field required"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        issues.append(FieldIssue(loc, message))
+    return issues
+
+
+def summarise(issues: list[FieldIssue]) -> str:
+    """A one-line ``detail`` for a list of issues: the first one, and how many more."""
+    if not issues:
+        return "the request is invalid"
+    first = issues[0]
+    place = ".".join(str(part) for part in first.loc) or "body"
+    more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+    return f"{place}: {first.msg}{more}"
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Decode a request body that must be a JSON object, or raise ``MalformedRequest``."""
+    if not raw.strip():
+        raise MalformedRequest("the request body is empty; send a JSON object")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise MalformedRequest(f"the request body is not valid JSON{where}; send a JSON object") from exc
+    if not isinstance(data, dict):
+        raise MalformedRequest(f"the request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def validate_request(model: type[RequestT], data: dict[str, Any]) -> RequestT:
+    """Build ``model`` from ``data`` or raise ``InvalidRequest`` listing every problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        issues = issues_from(exc)
+        raise InvalidRequest(summarise(issues), errors=issues) from exc

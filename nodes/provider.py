@@ -1,0 +1,202 @@
+"""The one seam between Tierwise and a model: ``Provider.complete(tier, request) -> ModelReply``.
+
+``OpenAIProvider`` is the real implementation: the ``openai`` SDK's async client pointed at the
+tier's base URL, with the SDK's own retries off so every attempt is the pipeline's to log and cost.
+It asks for strict structured outputs (``response_format`` json_schema) and, for endpoints that do
+not support them, falls back to JSON mode with the schema in the prompt — remembering the downgrade
+per tier so the refused request is made only once. SDK errors are converted to ``UpstreamError``
+here, at the edge, so nothing above this module knows the SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import openai
+
+from nodes.backoff import is_retryable, parse_retry_after
+from nodes.cost import Usage
+from nodes.errors import UpstreamError
+from nodes.settings import StructuredOutputMode
+from nodes.tiers import Tier, TierName
+
+logger = logging.getLogger(__name__)
+
+JSON_MODE_INSTRUCTION = (
+    "Reply with one JSON object only, no prose and no code fences. "
+    "It must satisfy this JSON Schema:\n<json_schema>\n{schema}\n</json_schema>"
+)
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """One call's messages and the schema its reply must satisfy."""
+
+    messages: list[dict[str, str]]
+    schema_name: str
+    output_schema: dict[str, Any]
+    max_output_tokens: int
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """What came back from one successful HTTP exchange, before any validation."""
+
+    content: str | None
+    refusal: str | None
+    finish_reason: str | None
+    usage: Usage
+    model: str
+    structured_outputs: StructuredOutputMode
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    """Anything that can answer a ``ModelRequest`` on a tier."""
+
+    async def complete(self, tier: Tier, request: ModelRequest) -> ModelReply:
+        """Make one model call; raise ``UpstreamError`` when no answer came back."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+def response_format_for(mode: StructuredOutputMode, request: ModelRequest) -> dict[str, Any]:
+    """The ``response_format`` parameter for ``mode``."""
+    if mode == "json_schema":
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": request.schema_name, "schema": request.output_schema, "strict": True},
+        }
+    return {"type": "json_object"}
+
+
+def messages_for(mode: StructuredOutputMode, request: ModelRequest) -> list[dict[str, str]]:
+    """The messages for ``mode``: JSON mode carries the schema in an extra system message."""
+    if mode == "json_schema":
+        return request.messages
+    instruction = JSON_MODE_INSTRUCTION.format(schema=json.dumps(request.output_schema, indent=1))
+    return [*request.messages[:1], {"role": "system", "content": instruction}, *request.messages[1:]]
+
+
+def _refuses_json_schema(exc: openai.APIStatusError) -> bool:
+    if exc.status_code != 400:
+        return False
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    param = error.get("param") if isinstance(error, dict) else None
+    text = f"{param} {exc.message}".lower()
+    return "response_format" in text or "json_schema" in text
+
+
+def upstream_error_from(exc: Exception) -> UpstreamError:
+    """Translate an SDK or transport exception into the pipeline's ``UpstreamError``."""
+    if isinstance(exc, openai.APITimeoutError):
+        return UpstreamError("the model call timed out", outcome="timeout", retryable=True)
+    if isinstance(exc, openai.APIConnectionError):
+        return UpstreamError(f"could not reach the model endpoint: {exc}", outcome="upstream_error", retryable=True)
+    if isinstance(exc, openai.APIStatusError):
+        headers = exc.response.headers
+        body = exc.body if isinstance(exc.body, dict) else {}
+        error = body.get("error", body) if isinstance(body, dict) else {}
+        code = None
+        if isinstance(error, dict):
+            raw_code = error.get("code") or error.get("type")
+            code = str(raw_code) if raw_code is not None else None
+            if error.get("type") == "insufficient_quota":
+                code = "insufficient_quota"
+        status = exc.status_code
+        retryable = is_retryable(status, code, headers.get("x-should-retry"))
+        outcome = "rate_limited" if status == 429 and code != "insufficient_quota" else "upstream_error"
+        return UpstreamError(
+            f"HTTP {status}{f' {code}' if code else ''}: {exc.message}"[:500],
+            outcome=outcome,
+            retryable=retryable,
+            status=status,
+            code=code,
+            retry_after_s=parse_retry_after(headers),
+        )
+    return UpstreamError(f"unexpected error from the model client: {exc!r}", outcome="upstream_error", retryable=False)
+
+
+class OpenAIProvider:
+    """The OpenAI-compatible provider: one ``AsyncOpenAI`` client per (base URL, key)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str | None, str], openai.AsyncOpenAI] = {}
+        self._downgraded: set[TierName] = set()
+
+    def _client(self, tier: Tier) -> openai.AsyncOpenAI:
+        key = (tier.base_url, tier.api_key)
+        client = self._clients.get(key)
+        if client is None:
+            client = openai.AsyncOpenAI(api_key=tier.api_key, base_url=tier.base_url, max_retries=0)
+            self._clients[key] = client
+        return client
+
+    def mode_for(self, tier: Tier) -> StructuredOutputMode:
+        """The structured-output mode in force for ``tier`` (configured, or downgraded after a refusal)."""
+        return "json_object" if tier.name in self._downgraded else tier.structured_outputs
+
+    async def complete(self, tier: Tier, request: ModelRequest) -> ModelReply:
+        """Make one chat-completions call on ``tier``."""
+        mode = self.mode_for(tier)
+        try:
+            return await self._call(tier, request, mode)
+        except UpstreamError:
+            raise
+        except openai.APIStatusError as exc:
+            if mode == "json_schema" and _refuses_json_schema(exc):
+                logger.warning(
+                    "the %s tier's endpoint refused json_schema structured outputs; using JSON mode from now on "
+                    "(set TIERWISE_%s_STRUCTURED_OUTPUTS=json_object to skip this probe)",
+                    tier.name,
+                    tier.name.upper(),
+                )
+                self._downgraded.add(tier.name)
+                try:
+                    return await self._call(tier, request, "json_object")
+                except UpstreamError:
+                    raise
+                except Exception as retry_exc:
+                    raise upstream_error_from(retry_exc) from retry_exc
+            raise upstream_error_from(exc) from exc
+        except Exception as exc:
+            raise upstream_error_from(exc) from exc
+
+    async def _call(self, tier: Tier, request: ModelRequest, mode: StructuredOutputMode) -> ModelReply:
+        raw = await self._client(tier).chat.completions.with_raw_response.create(
+            model=tier.model,
+            messages=messages_for(mode, request),  # type: ignore[arg-type]
+            response_format=response_format_for(mode, request),  # type: ignore[arg-type]
+            max_completion_tokens=request.max_output_tokens,
+            timeout=request.timeout_s,
+        )
+        completion = raw.parse()
+        if not completion.choices:
+            raise UpstreamError("the endpoint answered with no choices", outcome="upstream_error", retryable=True)
+        choice = completion.choices[0]
+        usage = Usage.from_openai(completion.usage.model_dump() if completion.usage else None)
+        return ModelReply(
+            content=choice.message.content,
+            refusal=choice.message.refusal,
+            finish_reason=choice.finish_reason,
+            usage=usage,
+            model=completion.model or tier.model,
+            structured_outputs=mode,
+            headers={k.lower(): v for k, v in raw.headers.items()},
+        )
+
+    async def aclose(self) -> None:
+        """Close every client's connection pool."""
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+

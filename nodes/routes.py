@@ -1,0 +1,85 @@
+"""HTTP routes: parse, hand to the service, serialise. No business logic lives here."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from nodes.errors import PayloadTooLarge, Unauthorized
+from nodes.protocol import parse_json_object
+from nodes.service import Service
+
+router = APIRouter()
+
+
+def get_service(request: Request) -> Service:
+    """The service instance of this app."""
+    service: Service = request.app.state.service
+    return service
+
+
+def require_key(request: Request, service: Annotated[Service, Depends(get_service)]) -> str:
+    """Authenticate the caller by ``Authorization: Bearer`` or ``X-Api-Key``; returns the key's name."""
+    header = request.headers.get("authorization")
+    key = None
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <key>'")
+        key = value.strip()
+    else:
+        key = request.headers.get("x-api-key", "").strip() or None
+    if key is None:
+        raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'")
+    name = service.keys.identify(key)
+    if name is None:
+        raise Unauthorized("the API key is not valid; create one with 'tierwise keys create --name NAME'")
+    return name
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is {int(declared)} bytes; the limit is {limit} (TIERWISE_MAX_BODY_BYTES)")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over the {limit}-byte limit (TIERWISE_MAX_BODY_BYTES)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.get("/healthz")
+async def healthz(service: Annotated[Service, Depends(get_service)]) -> dict[str, Any]:
+    """Liveness: no key needed."""
+    return {"status": "ok", "sandbox": service.sandbox}
+
+
+@router.get("/v1/nodes")
+async def list_nodes(
+    service: Annotated[Service, Depends(get_service)], _key: Annotated[str, Depends(require_key)]
+) -> dict[str, Any]:
+    """The node catalogue: names, input and output schemas, default tiers."""
+    return {"nodes": service.catalogue()}
+
+
+@router.post("/v1/nodes/{node_name}")
+async def run_node(
+    node_name: str,
+    request: Request,
+    service: Annotated[Service, Depends(get_service)],
+    key_name: Annotated[str, Depends(require_key)],
+) -> JSONResponse:
+    """Run one node request synchronously."""
+    received_at = time.monotonic()
+    node = service.node(node_name)
+    raw = parse_json_object(await read_body(request, service.settings.max_body_bytes))
+    node_request = node.parse(raw)
+    result = await service.run(node, node_request, raw, api_key_name=key_name, received_at=received_at)
+    return JSONResponse(result.body, headers=result.headers)

@@ -1,0 +1,209 @@
+"""All configuration in one place: environment variables prefixed ``TIERWISE_``, plus an optional TOML file.
+
+The names are a public contract (PROTOCOL.md "Configuration contract"): ``TIERWISE_NANO_MODEL``,
+``TIERWISE_NANO_BASE_URL``, ``TIERWISE_NANO_API_KEY``, ``TIERWISE_NANO_PRICE_INPUT`` and so on for
+``MINI`` and ``FULL``; ``TIERWISE_API_KEYS``; ``TIERWISE_DB``; ``TIERWISE_CONFIG`` names a TOML file
+with the same settings (``[nano]``, ``[mini]``, ``[full]`` tables for tiers), and the environment
+wins over it. Misconfiguration is refused here, at start-up, with a sentence that says what to set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from nodes.errors import ConfigError
+
+StructuredOutputMode = Literal["json_schema", "json_object"]
+
+_PLACEHOLDER_KEY = re.compile(
+    r"^(sk-?\.*|sk-x+|x+|\.\.\.|<.*>|your[-_ ].*|changeme|change-me|replace[-_ ]?me|todo|none|null|key)$",
+    re.IGNORECASE,
+)
+
+
+def _refuse_placeholder(value: str | None) -> str | None:
+    if value is None:
+        return None
+    stripped = value.strip()
+    if not stripped:
+        return None
+    if _PLACEHOLDER_KEY.match(stripped):
+        raise ValueError(f"{stripped!r} looks like a placeholder, not a real API key; set the real key or unset it")
+    return stripped
+
+
+class TierSettings(BaseModel):
+    """One tier: which model serves it, where, with which key, at what price."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="Model name sent to the endpoint.")
+    base_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL ending in /v1; default is OpenAI's."
+    )
+    api_key: str | None = Field(default=None, description="Key for this tier; falls back to OPENAI_API_KEY.")
+    price_input: Decimal = Field(description="USD per million uncached input tokens.")
+    price_cached_input: Decimal = Field(description="USD per million cached input tokens.")
+    price_output: Decimal = Field(description="USD per million output tokens (reasoning included).")
+    timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one model call, in seconds.")
+    structured_outputs: StructuredOutputMode = Field(
+        default="json_schema",
+        description="json_schema (strict structured outputs) or json_object (JSON mode + schema in the prompt).",
+    )
+
+    _refuse_placeholder_key = field_validator("api_key")(_refuse_placeholder)
+
+    @field_validator("price_input", "price_cached_input", "price_output")
+    @classmethod
+    def _non_negative(cls, value: Decimal) -> Decimal:
+        if value < 0:
+            raise ValueError("a price cannot be negative")
+        return value
+
+
+class NanoTier(TierSettings):
+    """The sorting tier: OpenAI's smallest model by default."""
+
+    model: str = "gpt-5.4-nano"
+    price_input: Decimal = Decimal("0.20")
+    price_cached_input: Decimal = Decimal("0.02")
+    price_output: Decimal = Decimal("1.25")
+
+
+class MiniTier(TierSettings):
+    """The doing tier."""
+
+    model: str = "gpt-5.4-mini"
+    price_input: Decimal = Decimal("0.75")
+    price_cached_input: Decimal = Decimal("0.075")
+    price_output: Decimal = Decimal("4.50")
+
+
+class FullTier(TierSettings):
+    """The flagship tier that plans and judges."""
+
+    model: str = "gpt-5.4"
+    price_input: Decimal = Decimal("2.50")
+    price_cached_input: Decimal = Decimal("0.25")
+    price_output: Decimal = Decimal("15.00")
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads, with its environment name ``TIERWISE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TIERWISE_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+    )
+
+    nano: NanoTier = Field(default_factory=NanoTier, description="The sorting tier.")
+    mini: MiniTier = Field(default_factory=MiniTier, description="The doing tier.")
+    full: FullTier = Field(default_factory=FullTier, description="The flagship tier that judges.")
+    openai_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_API_KEY"),
+        description="Fallback key for every tier without a key of its own.",
+    )
+    sandbox: bool = Field(
+        default=False, description="Serve every tier from the built-in sandbox upstream, on purpose."
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated API keys accepted besides those made by the CLI."
+    )
+    db: str = Field(default="tierwise.db", description="Path of the SQLite file (created on first run).")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL"),
+        description="PostgreSQL URL; not supported by this version (use TIERWISE_DB).",
+    )
+    max_body_bytes: int = Field(default=1_000_000, gt=0, description="Largest request body accepted.")
+    max_retries: int = Field(
+        default=3, ge=0, le=10, description="Retries of one tier on transient upstream failures."
+    )
+    repair_turns: int = Field(default=1, ge=0, le=3, description="Repair turns per tier on invalid output.")
+    max_attempts: int = Field(default=10, ge=1, le=50, description="Hard cap on model calls in one run.")
+    run_timeout_s: float = Field(default=120.0, gt=0, description="Hard cap on one run's wall time.")
+    backoff_base_s: float = Field(default=0.5, gt=0, description="First backoff step, in seconds.")
+    backoff_cap_s: float = Field(default=8.0, gt=0, description="Largest computed backoff, in seconds.")
+    retry_after_cap_s: float = Field(
+        default=120.0, gt=0, description="A server's Retry-After is honoured up to this many seconds."
+    )
+    max_output_tokens: int = Field(default=4096, gt=0, description="max_completion_tokens sent per call.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_long_enough(cls, value: list[str]) -> list[str]:
+        short = [key for key in value if len(key) < 8]
+        if short:
+            raise ValueError("every key in TIERWISE_API_KEYS must be at least 8 characters long")
+        return value
+
+    _refuse_placeholder_key = field_validator("openai_api_key")(_refuse_placeholder)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order of precedence: explicit arguments, then the environment, then the TOML file."""
+        config_path = os.environ.get("TIERWISE_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_path)))
+        return tuple(sources)
+
+    def tier(self, name: str) -> TierSettings:
+        """The settings of the tier called ``name`` (``nano``, ``mini`` or ``full``)."""
+        tier: TierSettings = getattr(self, name)
+        return tier
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment and ``TIERWISE_CONFIG``, refusing bad ones with a clear sentence."""
+    config_path = os.environ.get("TIERWISE_CONFIG")
+    if config_path and not Path(config_path).is_file():
+        raise ConfigError(f"TIERWISE_CONFIG names {config_path!r}, which is not a file; fix the path or unset it.")
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = "TIERWISE_" + "_".join(str(part) for part in error["loc"]).upper()
+            if error["loc"] and error["loc"][0] in ("OPENAI_API_KEY", "DATABASE_URL"):
+                name = str(error["loc"][0])
+            lines.append(f"{name}: {error['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from exc
+    except ValueError as exc:  # a TOML file that does not parse
+        raise ConfigError(f"could not read the configuration: {exc}") from exc
+    if settings.database_url:
+        raise ConfigError(
+            "DATABASE_URL is set, but this version stores runs in SQLite only; unset DATABASE_URL "
+            "and set TIERWISE_DB to a file path."
+        )
+    return settings

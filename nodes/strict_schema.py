@@ -1,0 +1,760 @@
+"""Fit a user's JSON Schema into OpenAI strict structured outputs, and fit the answer back.
+
+Tierwise asks OpenAI-compatible endpoints for ``response_format: {"type": "json_schema",
+"json_schema": {..., "schema": <strict schema>, "strict": true}}``. Strict mode accepts only a subset
+of JSON Schema (``docs``: gateways-and-openai.md §5 "Structured Outputs"): every object must list
+all its properties in ``required`` and set ``additionalProperties: false``, optional fields are
+written as nullable, a handful of keywords are not understood at all, and there are size limits.
+This module is in charge of that boundary, and of nothing else:
+
+* :func:`check_user_schema` says whether a request's schema is valid JSON Schema (draft 2020-12)
+  with an object at its root, so a bad schema is answered with a 422 before any model is called.
+* :func:`to_strict` builds the strict copy that is sent upstream. Keywords strict mode cannot take
+  but which only narrow the values (``minLength``, ``uniqueItems``, unsupported ``format`` values,
+  ...) are dropped from the copy; keywords that would change the *shape* of the answer, or that
+  the subset cannot express at all (``allOf``, ``not``, free-form maps, any-value schemas, the
+  size limits, ...) are rejected with :class:`~nodes.errors.UnsupportedSchema`, one
+  :class:`~nodes.errors.FieldIssue` per problem, each telling a no-code user what to change.
+* :func:`restore_optional` turns the model's strict answer back into something the user's
+  ORIGINAL schema accepts: strict mode made every optional property nullable and always present,
+  so an optional key the model left ``null`` is removed again.
+
+The strict copy is deliberately looser than the original (dropped keywords, ``oneOf`` sent as
+``anyOf``); the service validates every answer against the original schema afterwards (with
+``jsonschema.Draft202012Validator``), and a failed validation is repaired or escalated there.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final, NoReturn
+from urllib.parse import unquote
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from referencing.exceptions import Unresolvable
+
+from nodes.errors import FieldIssue, UnsupportedSchema
+
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_OBJECT_DEPTH",
+    "MAX_STRING_ENUM_CHARS",
+    "MAX_TOTAL_CHARS",
+    "MAX_TOTAL_ENUM_VALUES",
+    "MAX_TOTAL_PROPERTIES",
+    "STRING_ENUM_SIZE_THRESHOLD",
+    "SUPPORTED_FORMATS",
+    "check_user_schema",
+    "restore_optional",
+    "to_strict",
+]
+
+Loc = tuple[str | int, ...]
+
+# Limits published for strict structured outputs (reference §5 "Limits").
+MAX_OBJECT_DEPTH: Final = 10
+MAX_TOTAL_PROPERTIES: Final = 5_000
+MAX_TOTAL_ENUM_VALUES: Final = 1_000
+STRING_ENUM_SIZE_THRESHOLD: Final = 250
+MAX_STRING_ENUM_CHARS: Final = 15_000
+MAX_TOTAL_CHARS: Final = 120_000
+# Our own guard: JSON nesting (objects and arrays of the schema document itself) beyond which the
+# recursive meta-schema check would exhaust Python's stack. A schema within the limits above is far
+# shallower than this.
+MAX_JSON_DEPTH: Final = 100
+
+SUPPORTED_FORMATS: Final = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
+)
+
+# Copied to the strict schema unchanged.
+_KEPT: Final = frozenset(
+    {
+        "title",
+        "description",
+        "pattern",
+        "multipleOf",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minItems",
+        "maxItems",
+    }
+)
+
+# Narrow the values without changing the shape, or are annotations: left out of the strict copy and
+# still enforced by validating the answer against the original. Keywords this module does not know
+# at all (``x-...``, ``contentMediaType``, ``$anchor``, ...) are left out the same way.
+_DROPPED: Final = frozenset(
+    {
+        "minLength",
+        "maxLength",
+        "uniqueItems",
+        "minProperties",
+        "maxProperties",
+        "contains",
+        "minContains",
+        "maxContains",
+        "default",
+        "examples",
+        "readOnly",
+        "writeOnly",
+        "deprecated",
+        "$comment",
+        "$schema",
+        "$id",
+    }
+)
+
+_DEPENDENCY_HINT = "remove it, make the fields optional and explain the dependency in their description"
+
+# Keywords strict mode cannot express, each with the sentence telling the user what to do instead.
+_REJECTED: Final[Mapping[str, str]] = {
+    "allOf": "allOf is not supported in structured outputs; merge the combined schemas into one schema",
+    "not": (
+        "not is not supported in structured outputs; describe the allowed values directly instead "
+        "(for example with enum)"
+    ),
+    "if": "if/then/else is not supported in structured outputs; use anyOf with one schema per case instead",
+    "then": (
+        "if/then/else is not supported in structured outputs; use anyOf with one schema per case instead"
+    ),
+    "else": (
+        "if/then/else is not supported in structured outputs; use anyOf with one schema per case instead"
+    ),
+    "dependentRequired": f"dependentRequired is not supported in structured outputs; {_DEPENDENCY_HINT}",
+    "dependentSchemas": f"dependentSchemas is not supported in structured outputs; {_DEPENDENCY_HINT}",
+    "dependencies": f"dependencies is not supported in structured outputs; {_DEPENDENCY_HINT}",
+    "patternProperties": (
+        "patternProperties: keys matching a pattern are not supported in structured outputs; "
+        "list the properties by name instead"
+    ),
+    "propertyNames": (
+        "propertyNames is not supported in structured outputs; list the allowed properties by name instead"
+    ),
+    "unevaluatedProperties": (
+        "unevaluatedProperties is not supported in structured outputs; remove it (extra properties are "
+        "already forbidden) and list the properties instead"
+    ),
+    "unevaluatedItems": (
+        "unevaluatedItems is not supported in structured outputs; describe every element with items instead"
+    ),
+    "prefixItems": (
+        "prefixItems (fixed-position tuples) is not supported in structured outputs; use an object with "
+        "named properties, or one items schema for every element"
+    ),
+    "$dynamicRef": (
+        '$dynamicRef is not supported in structured outputs; use $ref to an entry of $defs ("#/$defs/Name")'
+    ),
+}
+
+_FREE_FORM_MAP = (
+    "additionalProperties: free-form maps are not supported in structured outputs; "
+    "list the properties instead"
+)
+_NO_PROPERTIES = (
+    "properties: an object without properties is a free-form map, which structured outputs do not "
+    "support; list its properties"
+)
+_ANY_VALUE = (
+    "this schema accepts any value, which structured outputs cannot express; give it a type "
+    '("string", "number", "integer", "boolean", "object", "array" or "null"), an enum, a const, '
+    "an anyOf or a $ref"
+)
+_NOTHING = "this schema (false) accepts no value at all; remove it or give it a type"
+_ROOT_ANY_OF = (
+    "the root of the schema cannot be anyOf/oneOf in structured outputs; make the root an object "
+    "and put the alternatives in one of its properties"
+)
+_ROOT_NOT_OBJECT = 'the root of the schema must be an object: set "type": "object" and list its properties'
+_NO_ITEMS = "items: an array needs an items schema describing its elements; add items"
+
+# A schema without one of these accepts any value.
+_SHAPE_KEYWORDS: Final = ("type", "enum", "const", "anyOf", "oneOf", "$ref")
+# Keywords that would survive next to a $ref in the strict copy; strict mode refuses $ref siblings.
+_REF_CONFLICTS: Final = (_KEPT - {"title", "description"}) | {
+    "type",
+    "enum",
+    "const",
+    "anyOf",
+    "oneOf",
+    "properties",
+    "required",
+    "items",
+    "format",
+}
+_MAX_REF_HOPS: Final = 64
+
+
+def check_user_schema(schema: object, *, loc: Loc = ("schema",)) -> None:
+    """Raise :class:`UnsupportedSchema` unless ``schema`` is a usable user schema.
+
+    Usable means: a JSON object, valid against the draft 2020-12 meta-schema (the first
+    meta-schema error is reported with its message and its path inside the schema, appended to
+    ``loc``), whose root is ``"type": "object"`` with ``properties``. It does not check the
+    structured-outputs subset; :func:`to_strict` does that.
+    """
+    if not isinstance(schema, Mapping):
+        _raise([FieldIssue(loc, f"the schema must be a JSON object, got {_json_type(schema)}")])
+    document = dict(schema)
+    if _json_depth(document) > MAX_JSON_DEPTH:
+        _raise(
+            [
+                FieldIssue(
+                    loc,
+                    f"the schema is nested more than {MAX_JSON_DEPTH} levels deep; flatten it",
+                )
+            ]
+        )
+    try:
+        Draft202012Validator.check_schema(document)
+    except SchemaError as err:
+        _raise([FieldIssue((*loc, *err.absolute_path), f"this is not valid JSON Schema: {err.message}")])
+    if document.get("type") != "object":
+        root_union = next((key for key in ("anyOf", "oneOf") if key in document), None)
+        if root_union is not None:
+            _raise([FieldIssue((*loc, root_union), _ROOT_ANY_OF)])
+        _raise([FieldIssue((*loc, "type"), _ROOT_NOT_OBJECT)])
+    if "properties" not in document:
+        _raise([FieldIssue((*loc, "properties"), _NO_PROPERTIES)])
+
+
+def to_strict(schema: Mapping[str, Any], *, loc: Loc = ("schema",)) -> dict[str, Any]:
+    """Return a new strict-mode copy of ``schema``; ``schema`` itself is never changed.
+
+    Runs :func:`check_user_schema` first. In the copy every object gets
+    ``additionalProperties: false`` and ``required`` listing all its properties in order; a
+    property that was optional is made nullable (``"null"`` added to its ``type``, ``null`` to its
+    ``enum``; a ``$ref`` or ``const`` is wrapped as ``anyOf: [it, {"type": "null"}]``, keeping its
+    ``title``/``description`` on the wrapper; an ``anyOf`` gets a ``{"type": "null"}`` branch);
+    ``oneOf`` becomes ``anyOf``; root ``definitions`` become ``$defs`` and their refs are rewritten;
+    shape-neutral keywords strict mode does not take are dropped, as are ``title``/``description``
+    next to a ``$ref`` that is not wrapped (strict mode refuses keywords beside ``$ref``).
+
+    Raises :class:`UnsupportedSchema` listing every construct that cannot be expressed, each
+    issue's ``loc`` being ``loc`` plus the path inside the schema.
+    """
+    check_user_schema(schema, loc=loc)
+    converter = _Converter(schema, loc)
+    strict = converter.convert()
+    if converter.issues:
+        _raise(converter.issues)
+    return strict
+
+
+def restore_optional(instance: Any, original: Mapping[str, Any]) -> Any:
+    """Return a copy of a strict answer with the ``null`` stand-ins for omitted properties removed.
+
+    A key is removed when its value is ``None``, it is not in its object's ``required`` in
+    ``original``, and its property schema in ``original`` does not itself accept ``null``
+    (checked with ``jsonschema``, refs included). The walk follows the instance through
+    ``properties``, ``items`` and local ``$ref`` pointers into ``original`` (``$defs``,
+    ``definitions``, ``#``). For ``anyOf``/``oneOf`` it takes the branches that could have produced
+    the value (for an object: branches with ``properties`` covering all its keys; for an array:
+    branches with ``items``), restores against each in order, and keeps the first result that the
+    branch accepts, else the first result. Anything it does not understand is copied unchanged;
+    ``instance`` is never modified.
+    """
+    return _Restorer(original).restore(instance, original)
+
+
+class _Converter:
+    """One :func:`to_strict` run: builds the copy and collects every issue on the way."""
+
+    def __init__(self, root: Mapping[str, Any], loc: Loc) -> None:
+        self.root = root
+        self.loc = loc
+        self.issues: list[FieldIssue] = []
+        self.defs: dict[str, dict[str, Any]] = {}
+        for container in ("$defs", "definitions"):
+            entries = root.get(container)
+            self.defs[container] = dict(entries) if isinstance(entries, Mapping) else {}
+        self.heights: dict[tuple[str, str], int] = {}
+        self.height_stack: set[tuple[str, str]] = set()
+        self.property_count = 0
+        self.enum_value_count = 0
+        self.char_count = 0
+
+    def issue(self, path: Loc, msg: str) -> None:
+        self.issues.append(FieldIssue((*self.loc, *path), msg))
+
+    def convert(self) -> dict[str, Any]:
+        strict = self.node(self.root, (), 0, nullable=False, is_root=True)
+        if self.property_count > MAX_TOTAL_PROPERTIES:
+            self.issue(
+                (),
+                f"the schema has {self.property_count:,} properties in total; structured outputs allow "
+                f"at most {MAX_TOTAL_PROPERTIES:,}, so remove some or split the task",
+            )
+        if self.enum_value_count > MAX_TOTAL_ENUM_VALUES:
+            self.issue(
+                (),
+                f"the schema has {self.enum_value_count:,} enum values in total (counting the null added "
+                f"to optional enum fields); structured outputs allow at most {MAX_TOTAL_ENUM_VALUES:,}, "
+                "so shorten the enum lists",
+            )
+        if self.char_count > MAX_TOTAL_CHARS:
+            self.issue(
+                (),
+                f"property names, $defs names, enum values and const values add up to {self.char_count:,} "
+                f"characters; structured outputs allow at most {MAX_TOTAL_CHARS:,}, so shorten them",
+            )
+        return strict
+
+    def node(
+        self, node: Any, path: Loc, depth: int, *, nullable: bool, is_root: bool = False
+    ) -> dict[str, Any]:
+        """Convert one subschema; ``depth`` is the number of object schemas enclosing it."""
+        if not isinstance(node, Mapping):
+            self.issue(path, _ANY_VALUE if node is True else _NOTHING)
+            return {}
+        has_ref = "$ref" in node
+        # Next to a $ref, type & co. are reported as conflicts below and otherwise ignored.
+        types = [] if has_ref else _types(node.get("type"))
+        is_object = "object" in types
+        is_array = "array" in types
+        level = depth + 1 if is_object else depth
+        if not any(key in node for key in _SHAPE_KEYWORDS):
+            self.issue(path, _ANY_VALUE)
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            here = (*path, key)
+            if key in _REJECTED:
+                self.issue(here, _REJECTED[key])
+            elif has_ref and key in _REF_CONFLICTS:
+                self.issue(
+                    here,
+                    f"$ref cannot be combined with {key} in structured outputs; "
+                    f"move {key} into the referenced definition",
+                )
+            elif key == "type":
+                out[key] = list(value) if isinstance(value, list) else value
+            elif key in _KEPT:
+                out[key] = copy.deepcopy(value)
+            elif key == "format":
+                if value in SUPPORTED_FORMATS:
+                    out[key] = value
+            elif key == "enum":
+                out[key] = copy.deepcopy(value)
+            elif key == "const":
+                out[key] = copy.deepcopy(value)
+                self.char_count += _chars(value)
+            elif key == "properties":
+                if is_object:
+                    out[key] = self.properties(node, value, here, level)
+                elif not types:
+                    self.issue(here, 'properties only apply to objects; add "type": "object" next to them')
+            elif key == "required":
+                if is_object:
+                    out[key] = []  # filled in below, keeping the key's place
+                    self.check_required(node, here)
+                elif not types:
+                    self.issue(here, 'required only applies to objects; add "type": "object" next to it')
+            elif key == "additionalProperties":
+                if value is not False:
+                    self.issue(here, _FREE_FORM_MAP)
+                elif is_object:
+                    out[key] = False
+            elif key == "items":
+                if is_array:
+                    out[key] = self.node(value, here, level, nullable=False)
+                elif not types:
+                    self.issue(here, 'items only applies to arrays; add "type": "array" next to it')
+            elif key in ("anyOf", "oneOf"):
+                if is_root:
+                    self.issue(here, _ROOT_ANY_OF)
+                elif key == "oneOf" and "anyOf" in node:
+                    self.issue(
+                        here, "oneOf cannot be combined with anyOf in one schema; keep only one of them"
+                    )
+                else:
+                    out["anyOf"] = [
+                        self.node(branch, (*here, index), level, nullable=False)
+                        for index, branch in enumerate(value)
+                    ]
+            elif key == "$ref":
+                out[key] = self.ref(value, here, depth)
+            elif key in ("$defs", "definitions"):
+                if is_root:
+                    self.definitions(out.setdefault("$defs", {}), key, value)
+                else:
+                    self.issue(
+                        here, f"{key} is only supported at the root of the schema; move it there as $defs"
+                    )
+            # Everything else (_DROPPED and unknown keywords) is left out of the strict copy.
+
+        if is_object:
+            if isinstance(node.get("properties"), Mapping):
+                out["required"] = list(out.get("properties", {}))
+                out["additionalProperties"] = False
+            else:
+                self.issue((*path, "properties"), _NO_PROPERTIES)
+            if level == MAX_OBJECT_DEPTH + 1:
+                self.issue(
+                    path,
+                    f"objects are nested more than {MAX_OBJECT_DEPTH} levels deep here; structured outputs "
+                    f"allow at most {MAX_OBJECT_DEPTH} levels of nested objects, so flatten the structure",
+                )
+        if is_array and "items" not in node:
+            self.issue((*path, "items"), _NO_ITEMS)
+
+        result = out
+        if "$ref" in out:
+            # Strict mode refuses keywords beside $ref: the annotations move to the nullable
+            # wrapper when there is one, and are dropped otherwise.
+            result = _wrap_nullable(out)
+            if not nullable:
+                result = out
+        elif nullable:
+            result = _make_nullable(out)
+        enum = out.get("enum")
+        if isinstance(enum, list):
+            self.count_enum(enum, (*path, "enum"))
+        return result
+
+    def properties(
+        self, node: Mapping[str, Any], props: Mapping[str, Any], path: Loc, level: int
+    ) -> dict[str, Any]:
+        required = node.get("required")
+        required_names = set(required) if isinstance(required, list) else set()
+        out: dict[str, Any] = {}
+        for name, sub in props.items():
+            self.property_count += 1
+            self.char_count += len(name)
+            out[name] = self.node(sub, (*path, name), level, nullable=name not in required_names)
+        return out
+
+    def check_required(self, node: Mapping[str, Any], path: Loc) -> None:
+        props = node.get("properties")
+        names = props if isinstance(props, Mapping) else {}
+        for index, name in enumerate(node["required"]):
+            if name not in names:
+                self.issue(
+                    (*path, index),
+                    f"required lists {name!r}, which is not in properties; add it to properties "
+                    "or remove it from required",
+                )
+
+    def definitions(self, target: dict[str, Any], container: str, entries: Mapping[str, Any]) -> None:
+        for name, body in entries.items():
+            here = (container, name)
+            if name in target:
+                self.issue(here, f"a definition named {name!r} is in both $defs and definitions; rename one")
+                continue
+            self.char_count += len(name)
+            target[name] = self.node(body, here, 0, nullable=False)
+
+    def ref(self, value: str, path: Loc, depth: int) -> str:
+        if value == "#":
+            return value
+        if not value.startswith("#"):
+            self.issue(
+                path,
+                f"$ref {value!r} points outside this schema; only local references such as "
+                '"#/$defs/Name" are supported, so copy the referenced schema into $defs',
+            )
+            return value
+        target = _parse_def_ref(value)
+        if target is None:
+            self.issue(
+                path,
+                f'$ref {value!r} is not supported; point $ref at an entry of $defs ("#/$defs/Name") '
+                'or at the root ("#")',
+            )
+            return value
+        container, name, segment = target
+        if name not in self.defs[container]:
+            self.issue(
+                path,
+                f"$ref {value!r} points to a definition that does not exist; add {name!r} to {container}",
+            )
+            return value
+        height = self.def_height(container, name)
+        if depth <= MAX_OBJECT_DEPTH and height <= MAX_OBJECT_DEPTH < depth + height:
+            self.issue(
+                path,
+                f"this $ref nests objects {depth + height} levels deep; structured outputs allow at most "
+                f"{MAX_OBJECT_DEPTH} levels of nested objects, so flatten the structure",
+            )
+        return f"#/$defs/{segment}"
+
+    def def_height(self, container: str, name: str) -> int:
+        """Object levels a definition adds where it is referenced; recursion through refs adds none.
+
+        Heights are memoised, so inside a ref cycle they are a lower bound; that is accepted.
+        """
+        key = (container, name)
+        if key in self.heights:
+            return self.heights[key]
+        if key in self.height_stack:
+            return 0
+        self.height_stack.add(key)
+        height = self.height(self.defs[container].get(name))
+        self.height_stack.discard(key)
+        self.heights[key] = height
+        return height
+
+    def height(self, node: Any) -> int:
+        if not isinstance(node, Mapping):
+            return 0
+        children: list[Any] = []
+        props = node.get("properties")
+        if isinstance(props, Mapping):
+            children.extend(props.values())
+        children.append(node.get("items"))
+        for key in ("anyOf", "oneOf"):
+            branches = node.get(key)
+            if isinstance(branches, list):
+                children.extend(branches)
+        below = max((self.height(child) for child in children), default=0)
+        ref = node.get("$ref")
+        target = _parse_def_ref(ref) if isinstance(ref, str) else None
+        if target is not None and target[1] in self.defs[target[0]]:
+            below = max(below, self.def_height(target[0], target[1]))
+        return below + (1 if "object" in _types(node.get("type")) else 0)
+
+    def count_enum(self, values: list[Any], path: Loc) -> None:
+        self.enum_value_count += len(values)
+        self.char_count += sum(_chars(value) for value in values)
+        strings = [value for value in values if isinstance(value, str)]
+        string_chars = sum(len(value) for value in strings)
+        if len(strings) > STRING_ENUM_SIZE_THRESHOLD and string_chars > MAX_STRING_ENUM_CHARS:
+            self.issue(
+                path,
+                f"this enum has {len(strings):,} string values totalling {string_chars:,} characters; "
+                f"structured outputs allow at most {MAX_STRING_ENUM_CHARS:,} characters in an enum of more "
+                f"than {STRING_ENUM_SIZE_THRESHOLD} values, so shorten the values or use fewer",
+            )
+
+
+class _Restorer:
+    """One :func:`restore_optional` run over one original schema."""
+
+    def __init__(self, root: Mapping[str, Any]) -> None:
+        self.root = root
+        self.validator = Draft202012Validator(root)
+        self.null_ok: dict[int, bool] = {}
+
+    def restore(self, instance: Any, schema: Any) -> Any:
+        schema = self.deref(schema)
+        if not isinstance(schema, Mapping):
+            return copy.deepcopy(instance)
+        if isinstance(instance, dict):
+            props = schema.get("properties")
+            if isinstance(props, Mapping):
+                return self.restore_object(instance, schema, props)
+            keys = set(instance)
+            return self.restore_branches(
+                instance,
+                schema,
+                lambda branch: (
+                    isinstance(branch.get("properties"), Mapping) and keys <= set(branch["properties"])
+                ),
+            )
+        if isinstance(instance, list):
+            if "items" in schema:
+                return [self.restore(element, schema["items"]) for element in instance]
+            return self.restore_branches(instance, schema, lambda branch: "items" in branch)
+        return copy.deepcopy(instance)
+
+    def restore_object(
+        self, instance: dict[str, Any], schema: Mapping[str, Any], props: Mapping[str, Any]
+    ) -> Any:
+        required = schema.get("required")
+        required_names = set(required) if isinstance(required, list) else set()
+        out: dict[str, Any] = {}
+        for key, value in instance.items():
+            if key not in props:
+                out[key] = copy.deepcopy(value)
+            elif value is None and key not in required_names and not self.accepts_null(props[key]):
+                continue
+            else:
+                out[key] = self.restore(value, props[key])
+        return out
+
+    def restore_branches(
+        self, instance: Any, schema: Mapping[str, Any], fits: Callable[[Mapping[str, Any]], bool]
+    ) -> Any:
+        branches: list[Any] = []
+        for key in ("anyOf", "oneOf"):
+            value = schema.get(key)
+            if isinstance(value, list):
+                branches.extend(value)
+        first: Any = None
+        found = False
+        for branch in branches:
+            resolved = self.deref(branch)
+            if not isinstance(resolved, Mapping) or not fits(resolved):
+                continue
+            restored = self.restore(instance, resolved)
+            if self.is_valid(restored, resolved):
+                return restored
+            if not found:
+                first, found = restored, True
+        return first if found else copy.deepcopy(instance)
+
+    def deref(self, schema: Any) -> Any:
+        """Follow a chain of local ``$ref``s (that have no ``properties``/``items`` of their own)."""
+        for _ in range(_MAX_REF_HOPS):
+            if not isinstance(schema, Mapping) or "properties" in schema or "items" in schema:
+                return schema
+            ref = schema.get("$ref")
+            if not isinstance(ref, str):
+                return schema
+            target = _resolve_pointer(self.root, ref)
+            if target is None:
+                return schema
+            schema = target
+        return schema
+
+    def accepts_null(self, schema: Any) -> bool:
+        key = id(schema)
+        if key not in self.null_ok:
+            self.null_ok[key] = self.is_valid(None, schema)
+        return self.null_ok[key]
+
+    def is_valid(self, instance: Any, schema: Any) -> bool:
+        try:
+            return self.validator.evolve(schema=schema).is_valid(instance)
+        except Unresolvable:
+            return False
+
+
+def _make_nullable(out: dict[str, Any]) -> dict[str, Any]:
+    """Let a converted, non-``$ref`` schema also accept ``null``."""
+    if "const" in out:
+        return _wrap_nullable(out)
+    if "type" in out:
+        out["type"] = _with_null(out["type"])
+    enum = out.get("enum")
+    if isinstance(enum, list) and None not in enum:
+        out["enum"] = [*enum, None]
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and not any(_is_null_branch(branch) for branch in branches):
+        branches.append({"type": "null"})
+    return out
+
+
+def _wrap_nullable(out: dict[str, Any]) -> dict[str, Any]:
+    """Return ``{"anyOf": [out, {"type": "null"}]}``, moving ``title``/``description`` out of ``out``."""
+    wrapper: dict[str, Any] = {key: out.pop(key) for key in ("title", "description") if key in out}
+    wrapper["anyOf"] = [out, {"type": "null"}]
+    return wrapper
+
+
+def _is_null_branch(branch: Any) -> bool:
+    if not isinstance(branch, Mapping) or "enum" in branch or "const" in branch or "$ref" in branch:
+        return False
+    return "null" in _types(branch.get("type"))
+
+
+def _with_null(type_value: Any) -> Any:
+    if isinstance(type_value, list):
+        return type_value if "null" in type_value else [*type_value, "null"]
+    return type_value if type_value == "null" else [type_value, "null"]
+
+
+def _types(type_value: Any) -> list[str]:
+    if isinstance(type_value, str):
+        return [type_value]
+    if isinstance(type_value, list):
+        return [item for item in type_value if isinstance(item, str)]
+    return []
+
+
+def _unescape(segment: str) -> str:
+    """Decode one JSON-pointer segment taken from a URI fragment."""
+    return unquote(segment).replace("~1", "/").replace("~0", "~")
+
+
+def _parse_def_ref(ref: str) -> tuple[str, str, str] | None:
+    """Split ``#/$defs/<name>`` or ``#/definitions/<name>`` into (container, name, raw segment)."""
+    for container in ("$defs", "definitions"):
+        prefix = f"#/{container}/"
+        if ref.startswith(prefix):
+            segment = ref[len(prefix) :]
+            if segment and "/" not in segment:
+                return container, _unescape(segment), segment
+    return None
+
+
+def _resolve_pointer(root: Mapping[str, Any], ref: str) -> Any:
+    """Resolve a local ``#``-rooted JSON pointer in ``root``; ``None`` when it does not resolve."""
+    if ref == "#":
+        return root
+    if not ref.startswith("#/"):
+        return None
+    node: Any = root
+    for raw in ref[2:].split("/"):
+        part = _unescape(raw)
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _chars(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
+
+
+def _json_depth(value: object) -> int:
+    """Nesting depth of JSON containers (1 for a flat object), computed without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, Mapping):
+            children: list[object] = list(current.values())
+        elif isinstance(current, list):
+            children = list(current)
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _render_loc(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text or "(root)"
+
+
+def _raise(issues: list[FieldIssue]) -> NoReturn:
+    first = issues[0]
+    where = _render_loc(first.loc)
+    if len(issues) == 1:
+        detail = f"The JSON Schema cannot be used for structured outputs: {first.msg} (at {where})."
+    else:
+        detail = (
+            f"The JSON Schema cannot be used for structured outputs ({len(issues)} problems, all listed in "
+            f"errors); the first: {first.msg} (at {where})."
+        )
+    raise UnsupportedSchema(detail, errors=issues)
