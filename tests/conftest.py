@@ -1,0 +1,119 @@
+"""Shared fixtures: the sandbox upstream and the service, each a real uvicorn server on 127.0.0.1.
+
+Nothing here reaches beyond loopback: every tier of every service under test points at the sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nodes.app import create_app
+from nodes.loopback import LoopbackServer
+from nodes.sandbox import create_sandbox_app
+from nodes.settings import FullTier, MiniTier, NanoTier, Settings
+
+CLIENT_KEY = "test-client-key-0001"
+
+
+class Sandbox:
+    """A handle on the running sandbox upstream, driven through its control endpoints."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.base_url = f"{url}/v1"
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def configure(self, **config: Any) -> None:
+        response = self.http.put("/_sandbox/config", json=config)
+        assert response.status_code == 200, response.text
+
+    def reset(self) -> None:
+        self.configure()
+        assert self.http.delete("/_sandbox/requests").status_code == 204
+
+    def requests(self) -> list[dict[str, Any]]:
+        response = self.http.get("/_sandbox/requests")
+        assert response.status_code == 200
+        return list(response.json()["requests"])
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[Sandbox]:
+    server = LoopbackServer(create_sandbox_app())
+    url = server.start_in_thread()
+    sandbox = Sandbox(url)
+    yield sandbox
+    sandbox.http.close()
+    server.stop_thread()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox) -> Sandbox:
+    """The sandbox, with faults cleared and its request log emptied."""
+    sandbox_server.reset()
+    return sandbox_server
+
+
+def tier_overrides(base_url: str) -> dict[str, Any]:
+    """Settings that point every tier at ``base_url`` with a throwaway key."""
+    return {
+        "nano": NanoTier(base_url=base_url, api_key="upstream-test-key"),
+        "mini": MiniTier(base_url=base_url, api_key="upstream-test-key"),
+        "full": FullTier(base_url=base_url, api_key="upstream-test-key"),
+    }
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Settings]:
+    """Settings for a service whose tiers all use the sandbox, with fast backoff."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            **tier_overrides(sandbox.base_url),
+            "db": str(tmp_path / "tierwise.db"),
+            "api_keys": [CLIENT_KEY],
+            "backoff_base_s": 0.01,
+            "backoff_cap_s": 0.05,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+class Service:
+    """A running service and an HTTP client already holding a valid key."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url = url
+        self.settings = settings
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}, timeout=30)
+        self.anonymous = httpx.Client(base_url=url, timeout=30)
+
+
+@pytest.fixture
+def start_service() -> Iterator[Callable[[Settings], Service]]:
+    servers: list[tuple[LoopbackServer, Service]] = []
+
+    def start(settings: Settings) -> Service:
+        server = LoopbackServer(create_app(settings))
+        service = Service(server.start_in_thread(), settings)
+        servers.append((server, service))
+        return service
+
+    yield start
+    for server, service in servers:
+        service.http.close()
+        service.anonymous.close()
+        server.stop_thread()
+
+
+@pytest.fixture
+def service(start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings]) -> Service:
+    """The service with default limits, every tier on the sandbox."""
+    return start_service(make_settings())
