@@ -35,6 +35,12 @@ VERDICT_SCHEMA: dict[str, Any] = {
 }
 
 
+def verdict_schema(candidate_count: int) -> dict[str, Any]:
+    """The verdict schema with ``best_index`` bounded to the candidates' indexes."""
+    best_index = {"type": ["integer", "null"], "minimum": 0, "maximum": max(candidate_count - 1, 0)}
+    return {**VERDICT_SCHEMA, "properties": {**VERDICT_SCHEMA["properties"], "best_index": best_index}}
+
+
 class JudgeRequest(NodeRequest):
     """A judge request: ``input`` is optional context (the task the candidates answer)."""
 
@@ -98,13 +104,14 @@ class Judge(Node[JudgeRequest]):
         parts = [fence("criteria", criteria), fence("candidates", listed)]
         if request.input is not None:
             parts.insert(0, fence("input", render(request.input)))
+        schema = verdict_schema(len(candidates))
         return Task(
             node=self.name,
             system_prompt=system_prompt(PROMPT, request.instructions),
             user_prompt="\n\n".join(parts),
             schema_name="verdict",
-            strict_schema=VERDICT_SCHEMA,
-            output_schema=VERDICT_SCHEMA,
+            strict_schema=schema,
+            output_schema=schema,
             extra_checks=_index_in_range(len(candidates)),
             input_chars=sum(len(part) for part in parts),
         )
