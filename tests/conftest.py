@@ -9,47 +9,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from nodes.app import create_app
 from nodes.loopback import LoopbackServer
-from nodes.sandbox import create_sandbox_app
 from nodes.settings import FullTier, MiniTier, NanoTier, Settings
-
-CLIENT_KEY = "test-client-key-0001"
-
-
-class Sandbox:
-    """A handle on the running sandbox upstream, driven through its control endpoints."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.base_url = f"{url}/v1"
-        self.http = httpx.Client(base_url=url, timeout=10)
-
-    def configure(self, **config: Any) -> None:
-        response = self.http.put("/_sandbox/config", json=config)
-        assert response.status_code == 200, response.text
-
-    def reset(self) -> None:
-        self.configure()
-        assert self.http.delete("/_sandbox/requests").status_code == 204
-
-    def requests(self) -> list[dict[str, Any]]:
-        response = self.http.get("/_sandbox/requests")
-        assert response.status_code == 200
-        return list(response.json()["requests"])
-
+from support import CLIENT_KEY, Sandbox, Service
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Sandbox]:
-    server = LoopbackServer(create_sandbox_app())
-    url = server.start_in_thread()
-    sandbox = Sandbox(url)
-    yield sandbox
-    sandbox.http.close()
-    server.stop_thread()
+    with Sandbox() as sandbox:
+        yield sandbox
 
 
 @pytest.fixture
@@ -84,16 +54,6 @@ def make_settings(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Settings]:
         return Settings(**values)
 
     return build
-
-
-class Service:
-    """A running service and an HTTP client already holding a valid key."""
-
-    def __init__(self, url: str, settings: Settings) -> None:
-        self.url = url
-        self.settings = settings
-        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}, timeout=30)
-        self.anonymous = httpx.Client(base_url=url, timeout=30)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Sandbox
+from support import Sandbox
 
 TIERWISE = [sys.executable, "-m", "nodes"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Sandbox
+from support import Sandbox
 from nodes.backoff import BackoffPolicy, backoff_delay
 from nodes.catalog import NODES, Task
 from nodes.cost import Usage, cost_usd

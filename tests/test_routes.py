@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import CLIENT_KEY, Sandbox, Service
+from support import CLIENT_KEY, Sandbox, Service
 from nodes.settings import Settings
 
 PROBLEM = "application/problem+json"

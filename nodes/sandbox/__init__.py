@@ -1,0 +1,26 @@
+"""The sandbox upstream: an OpenAI-compatible chat-completions server for offline runs and tests.
+
+Tierwise talks to OpenAI-compatible endpoints. When no real API key is configured, and in every
+test and benchmark, it talks to this sandbox instead, over real HTTP on loopback. The sandbox
+answers ``json_schema`` requests with values synthesized to satisfy the schema, ``json_object``
+requests from a ``<json_schema>`` block in the prompt, and text requests with a plausible paragraph,
+with OpenAI's exact body shape, usage arithmetic and headers. A ``SandboxConfig`` adds latency and
+faults (rate limits, quota errors, 5xx, slow replies, non-JSON, schema drift, refusals, truncation,
+canned content) so retry, repair and escalation paths can be exercised deterministically.
+
+* ``create_sandbox_app``: the FastAPI app (``server``).
+* ``SandboxConfig``, ``FaultRule``, ``load_sandbox_config``: configuration (``faults``).
+* ``synthesize``: JSON Schema to a valid instance (``synth``).
+"""
+
+from nodes.sandbox.faults import FaultRule, SandboxConfig, load_sandbox_config
+from nodes.sandbox.server import create_sandbox_app
+from nodes.sandbox.synth import synthesize
+
+__all__ = [
+    "FaultRule",
+    "SandboxConfig",
+    "create_sandbox_app",
+    "load_sandbox_config",
+    "synthesize",
+]

@@ -1,0 +1,390 @@
+"""The sandbox upstream: an OpenAI-compatible FastAPI app with synthetic answers and injected faults.
+
+Endpoints:
+
+* ``POST /v1/chat/completions``: answers ``json_schema``, ``json_object`` and text requests, or
+  injects the first matching fault from the ``SandboxConfig``.
+* ``GET /v1/models``: the models requested so far, in OpenAI's list shape.
+* ``GET``/``PUT /_sandbox/config``: read or replace the whole configuration.
+* ``GET``/``DELETE /_sandbox/requests``: the log of chat-completion requests, in arrival order.
+
+All state lives in a ``SandboxState`` on ``app.state.sandbox``, so several apps can share a process.
+A chat completion is decided (parsed, fault picked, body built, logged) without awaiting anything;
+only then does it sleep for the configured latency, so faults fire in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from nodes.sandbox import wire
+from nodes.sandbox.faults import FaultRule, SandboxConfig, pick_fault
+from nodes.sandbox.synth import sentence, synthesize
+
+__all__ = ["SandboxState", "create_sandbox_app"]
+
+FormatKind = Literal["json_schema", "json_object", "text"]
+
+_JSON_SCHEMA_UNSUPPORTED = (
+    "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
+)
+
+
+@dataclass
+class SandboxState:
+    """Mutable state of one sandbox app: its configuration, random source, counters and logs."""
+
+    config: SandboxConfig
+    rng: random.Random
+    started: int = field(default_factory=lambda: int(time.time()))
+    served: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    models: dict[str, None] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: SandboxConfig) -> SandboxState:
+        """Build a fresh state from a (copied) configuration."""
+        config = config.model_copy(deep=True)
+        return cls(config=config, rng=random.Random(config.seed))
+
+    def replace_config(self, config: SandboxConfig) -> None:
+        """Swap in a new configuration and re-seed the random source from it."""
+        self.config = config.model_copy(deep=True)
+        self.rng = random.Random(self.config.seed)
+
+    def latency_s(self) -> float:
+        """Return the configured latency plus uniform jitter, in seconds, never negative."""
+        latency = self.config.latency_ms
+        if self.config.latency_jitter_ms > 0:
+            jitter = self.config.latency_jitter_ms
+            latency += self.rng.uniform(-jitter, jitter)
+        return max(0.0, latency) / 1000
+
+
+@dataclass
+class _Reply:
+    """A decided chat-completion answer, before the latency sleep."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_ms: int = 0
+
+
+class _BadRequest(Exception):
+    """A request OpenAI would answer with 400 ``invalid_request_error``."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+@dataclass
+class _Parsed:
+    """The parts of a chat-completion request the sandbox uses."""
+
+    model: str
+    messages: list[Any]
+    kind: FormatKind
+    schema: dict[str, Any] | None
+    max_tokens: int | None
+
+
+def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
+    """Build a sandbox app; ``config`` is copied, so later changes go through ``PUT /_sandbox/config``."""
+    state = SandboxState.from_config(config or SandboxConfig())
+    app = FastAPI(title="Tierwise sandbox upstream", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.sandbox = state
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = None
+        entry: dict[str, Any] = {
+            "model": body.get("model") if isinstance(body, dict) else None,
+            "response_format": _format_label(body),
+            "fault": None,
+            "status": 200,
+            "body": body,
+            "authorization": _has_bearer(request.headers.get("authorization")),
+        }
+        try:
+            parsed = _parse(body)
+            if parsed.kind == "json_schema" and not state.config.supports_json_schema:
+                raise _BadRequest(_JSON_SCHEMA_UNSUPPORTED, param="response_format")
+        except _BadRequest as exc:
+            reply = _Reply(
+                400, wire.error_body(exc.message, "invalid_request_error", param=exc.param, code=exc.code)
+            )
+        else:
+            state.models[parsed.model] = None
+            rule = pick_fault(state.config.faults, parsed.model, state.rng)
+            entry["fault"] = rule.kind if rule is not None else None
+            reply = _answer(state, parsed, rule)
+        entry["status"] = reply.status
+        state.requests.append(entry)
+        return await _respond(state, reply)
+
+    @app.get("/v1/models")
+    async def list_models() -> Response:
+        data = [
+            {"id": name, "object": "model", "created": state.started, "owned_by": "sandbox"}
+            for name in state.models
+        ]
+        return await _respond(state, _Reply(200, {"object": "list", "data": data}))
+
+    @app.get("/_sandbox/config")
+    async def get_config() -> dict[str, Any]:
+        return state.config.model_dump(mode="json")
+
+    @app.put("/_sandbox/config")
+    async def put_config(config: SandboxConfig) -> dict[str, Any]:
+        state.replace_config(config)
+        return state.config.model_dump(mode="json")
+
+    @app.get("/_sandbox/requests")
+    async def get_requests() -> dict[str, Any]:
+        return {"requests": list(state.requests)}
+
+    @app.delete("/_sandbox/requests", status_code=204)
+    async def clear_requests() -> Response:
+        state.requests.clear()
+        return Response(status_code=204)
+
+    return app
+
+
+# -- request parsing ------------------------------------------------------------------------------
+
+
+def _parse(body: Any) -> _Parsed:
+    """Check the request the way OpenAI does and pull out what the sandbox needs."""
+    if not isinstance(body, dict):
+        raise _BadRequest(
+            "We could not parse the JSON body of your request. The OpenAI API expects a JSON object payload."
+        )
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _BadRequest("you must provide a model parameter")
+    messages = body.get("messages")
+    if messages is None:
+        raise _BadRequest(
+            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+        )
+    if not isinstance(messages, list):
+        raise _BadRequest(
+            "Invalid type for 'messages': expected an array.", param="messages", code="invalid_type"
+        )
+    if not messages:
+        raise _BadRequest(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+            param="messages",
+            code="empty_array",
+        )
+    if body.get("stream") is True:
+        raise _BadRequest("The sandbox does not support 'stream': true.", param="stream")
+    kind, schema = _parse_format(body.get("response_format"))
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if max_tokens is not None and (
+        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+    ):
+        raise _BadRequest("Invalid 'max_tokens': expected a positive integer.", param="max_tokens")
+    return _Parsed(model=model, messages=messages, kind=kind, schema=schema, max_tokens=max_tokens)
+
+
+def _parse_format(response_format: Any) -> tuple[FormatKind, dict[str, Any] | None]:
+    """Return the format kind and, for ``json_schema``, the schema to satisfy."""
+    if response_format is None:
+        return "text", None
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "text":
+        return "text", None
+    if kind == "json_object":
+        return "json_object", None
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise _BadRequest(
+                "Missing required parameter: 'response_format.json_schema.name'.",
+                param="response_format.json_schema.name",
+                code="missing_required_parameter",
+            )
+        schema = spec.get("schema", {"type": "object"})
+        if not isinstance(schema, dict):
+            raise _BadRequest("Invalid type for 'response_format.json_schema.schema': expected an object.")
+        return "json_schema", schema
+    raise _BadRequest(
+        "Invalid value for 'response_format.type': expected 'text', 'json_object' or 'json_schema'.",
+        param="response_format.type",
+        code="invalid_value",
+    )
+
+
+def _format_label(body: Any) -> str:
+    """How the request log labels a request's response format."""
+    response_format = body.get("response_format") if isinstance(body, dict) else None
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    return kind if kind in ("json_schema", "json_object") else "text"
+
+
+def _has_bearer(authorization: str | None) -> bool:
+    """Whether an ``Authorization`` header carries a non-empty bearer key."""
+    if not authorization:
+        return False
+    scheme, _, key = authorization.partition(" ")
+    return scheme.lower() == "bearer" and bool(key.strip())
+
+
+# -- answering ------------------------------------------------------------------------------------
+
+
+def _answer(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _Reply:
+    """Build the reply for a valid request, with ``rule`` (if any) applied."""
+    kind = rule.kind if rule is not None else None
+    if kind == "rate_limit" and rule is not None:
+        body = wire.error_body(
+            wire.RATE_LIMIT_MESSAGE.format(model=request.model), "requests", code="rate_limit_exceeded"
+        )
+        headers = wire.ratelimit_headers(
+            remaining_requests=0, remaining_tokens=wire.TOKEN_LIMIT, reset_requests="20ms", limit_requests=500
+        )
+        if rule.retry_after_s is not None:
+            headers["retry-after"] = f"{rule.retry_after_s:g}"
+        if rule.retry_after_ms is not None:
+            headers["retry-after-ms"] = str(rule.retry_after_ms)
+        return _Reply(429, body, headers)
+    if kind == "insufficient_quota":
+        return _Reply(
+            429, wire.error_body(wire.QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota")
+        )
+    if kind == "server_error" and rule is not None:
+        return _Reply(rule.status, wire.error_body(wire.SERVER_ERROR_MESSAGE, "server_error"))
+
+    rng = _content_rng(state.config.seed, request)
+    content: str | None = _normal_content(request, rng)
+    refusal: str | None = None
+    finish_reason = "stop"
+    completion_limit: int | None = None
+    delay_ms = 0
+    if kind == "slow" and rule is not None:
+        delay_ms = rule.delay_ms
+    elif kind == "non_json":
+        content = wire.NON_JSON_TEXT
+    elif kind == "schema_drift" and request.kind != "text":
+        schema = _target_schema(request)
+        content = _json(_drift(synthesize(schema, rng), schema))
+    elif kind == "refusal":
+        content, refusal = None, wire.REFUSAL_TEXT
+    elif kind == "truncated" and content is not None:
+        content = content[: len(content) // 2]
+        finish_reason = "length"
+        completion_limit = request.max_tokens
+    elif kind == "content" and rule is not None:
+        content = rule.content
+
+    prompt = wire.prompt_tokens(request.messages)
+    reasoning = state.config.reasoning_tokens
+    if completion_limit is not None:
+        completion = completion_limit
+        reasoning = min(reasoning, completion_limit)
+    else:
+        completion = wire.completion_tokens(content if refusal is None else refusal) + reasoning
+    state.served += 1
+    body = wire.completion_body(
+        number=state.served,
+        created=int(time.time()),
+        model=request.model,
+        content=content,
+        refusal=refusal,
+        finish_reason=finish_reason,
+        usage=wire.usage(
+            prompt=prompt,
+            completion=completion,
+            cached=min(state.config.cached_prompt_tokens, prompt),
+            reasoning=reasoning,
+        ),
+    )
+    budget = prompt + (request.max_tokens if request.max_tokens is not None else completion)
+    headers = wire.ratelimit_headers(
+        remaining_requests=wire.REQUEST_LIMIT - 1,
+        remaining_tokens=max(0, wire.TOKEN_LIMIT - budget),
+        reset_requests="6ms",
+    )
+    headers["openai-version"] = "2020-10-01"
+    return _Reply(200, body, headers, delay_ms=delay_ms)
+
+
+def _normal_content(request: _Parsed, rng: random.Random) -> str:
+    """Return the un-faulted answer: JSON for the JSON formats, a short paragraph for text."""
+    if request.kind == "text":
+        return " ".join(sentence(rng) for _ in range(rng.randint(2, 3)))
+    return _json(synthesize(_target_schema(request), rng))
+
+
+def _target_schema(request: _Parsed) -> dict[str, Any]:
+    """Return the schema a JSON answer must satisfy: the requested one, or the last ``<json_schema>`` block.
+
+    For ``json_object`` without a parsable block this is ``{"const": {}}``, i.e. the answer ``{}``.
+    """
+    if request.kind == "json_schema" and request.schema is not None:
+        return request.schema
+    block = wire.last_json_schema_block(request.messages)
+    try:
+        schema = json.loads(block) if block is not None else None
+    except ValueError:
+        schema = None
+    return schema if isinstance(schema, dict) else {"const": {}}
+
+
+def _drift(value: Any, schema: dict[str, Any]) -> dict[str, Any]:
+    """Break a valid object: drop its first required property and add ``unexpected_field``."""
+    if not isinstance(value, dict):
+        return {"unexpected_field": True}
+    required = schema.get("required")
+    if isinstance(required, list):
+        for key in required:
+            if key in value:
+                del value[key]
+                break
+    value["unexpected_field"] = True
+    return value
+
+
+def _content_rng(seed: int | None, request: _Parsed) -> random.Random:
+    """Return a random source fixed by the seed and the request, so equal requests get equal answers."""
+    payload = json.dumps(
+        [request.model, request.messages, request.kind, request.schema], sort_keys=True, default=str
+    )
+    return random.Random(f"{seed}|{hashlib.sha256(payload.encode()).hexdigest()}")
+
+
+def _json(value: Any) -> str:
+    """Compact JSON, as OpenAI's models emit it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+async def _respond(state: SandboxState, reply: _Reply) -> Response:
+    """Wait out the configured latency (plus any ``slow`` delay) and send the reply."""
+    delay = state.latency_s() + reply.delay_ms / 1000
+    if delay > 0:
+        await asyncio.sleep(delay)
+    headers = {
+        "x-request-id": wire.request_id(),
+        "openai-processing-ms": str(round(delay * 1000)),
+        **reply.headers,
+    }
+    return JSONResponse(reply.body, status_code=reply.status, headers=headers)

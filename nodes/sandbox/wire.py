@@ -1,0 +1,156 @@
+"""OpenAI's wire format as the sandbox speaks it: completion bodies, usage arithmetic, errors, headers.
+
+Shapes follow recorded ``api.openai.com`` traffic (chat completion bodies and ``x-ratelimit-*``
+headers) so clients parse sandbox replies exactly as they parse real ones.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "RATE_LIMIT_MESSAGE",
+    "QUOTA_MESSAGE",
+    "SERVER_ERROR_MESSAGE",
+    "REFUSAL_TEXT",
+    "NON_JSON_TEXT",
+    "error_body",
+    "message_text",
+    "prompt_tokens",
+    "completion_tokens",
+    "usage",
+    "completion_body",
+    "last_json_schema_block",
+    "request_id",
+    "ratelimit_headers",
+]
+
+RATE_LIMIT_MESSAGE = (
+    "Rate limit reached for {model} in organization org-sandbox on requests per min (RPM): "
+    "Limit 500, Used 500, Requested 1. Please try again in 20ms."
+)
+QUOTA_MESSAGE = "You exceeded your current quota, please check your plan and billing details."
+SERVER_ERROR_MESSAGE = "The server had an error while processing your request. Sorry about that!"
+REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
+NON_JSON_TEXT = "Sure! Here is the result: {label: billing"
+
+REQUEST_LIMIT = 10_000
+TOKEN_LIMIT = 30_000_000
+
+_JSON_SCHEMA_BLOCK = re.compile(r"<json_schema>(.*?)</json_schema>", re.DOTALL)
+
+
+def error_body(
+    message: str, type_: str, *, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's error envelope: ``{"error": {"message", "type", "param", "code"}}``."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def message_text(content: Any) -> str:
+    """Return the text of one message's ``content``: a string, or the ``text`` of each content part."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def prompt_tokens(messages: Sequence[Any]) -> int:
+    """``ceil(characters of all message contents / 4) + 3`` per message."""
+    characters = sum(
+        len(message_text(message.get("content"))) for message in messages if isinstance(message, Mapping)
+    )
+    return math.ceil(characters / 4) + 3 * len(messages)
+
+
+def completion_tokens(text: str | None) -> int:
+    """``max(1, ceil(len(text) / 4))`` for the visible output (reasoning tokens are added separately)."""
+    return max(1, math.ceil(len(text or "") / 4))
+
+
+def usage(*, prompt: int, completion: int, cached: int, reasoning: int) -> dict[str, Any]:
+    """Build the ``usage`` object; ``completion`` must already include ``reasoning``."""
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": reasoning,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def completion_body(
+    *,
+    number: int,
+    created: int,
+    model: str,
+    content: str | None,
+    refusal: str | None,
+    finish_reason: str,
+    usage: dict[str, Any],
+) -> dict[str, Any]:
+    """Build a ``chat.completion`` object with one choice, field for field like OpenAI's."""
+    return {
+        "id": f"chatcmpl-sandbox-{number}",
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": refusal, "annotations": []},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": usage,
+        "service_tier": "default",
+        "system_fingerprint": "fp_sandbox",
+    }
+
+
+def last_json_schema_block(messages: Sequence[Any]) -> str | None:
+    """Return the text inside the last ``<json_schema>...</json_schema>`` across all messages, if any."""
+    found: str | None = None
+    for message in messages:
+        if isinstance(message, Mapping):
+            for match in _JSON_SCHEMA_BLOCK.finditer(message_text(message.get("content"))):
+                found = match.group(1)
+    return found
+
+
+def request_id() -> str:
+    """Return a fresh ``x-request-id`` in OpenAI's ``req_<32 hex>`` form."""
+    return f"req_{uuid.uuid4().hex}"
+
+
+def ratelimit_headers(
+    *,
+    remaining_requests: int,
+    remaining_tokens: int,
+    reset_requests: str,
+    limit_requests: int = REQUEST_LIMIT,
+) -> dict[str, str]:
+    """Build the ``x-ratelimit-*`` request and token trios."""
+    return {
+        "x-ratelimit-limit-requests": str(limit_requests),
+        "x-ratelimit-remaining-requests": str(remaining_requests),
+        "x-ratelimit-reset-requests": reset_requests,
+        "x-ratelimit-limit-tokens": str(TOKEN_LIMIT),
+        "x-ratelimit-remaining-tokens": str(remaining_tokens),
+        "x-ratelimit-reset-tokens": "0s",
+    }
