@@ -45,7 +45,9 @@ SANDBOX_BANNER = (
 
 def problem_response(exc: ProblemError) -> JSONResponse:
     """Render a problem as an RFC 9457 response."""
-    return JSONResponse(exc.to_problem(), status_code=exc.status, headers=exc.headers, media_type=PROBLEM_JSON)
+    return JSONResponse(
+        exc.to_problem(), status_code=exc.status, headers=exc.headers, media_type=PROBLEM_JSON
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -58,7 +60,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 405:
-            return problem_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+            return problem_response(
+                MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+            )
         if exc.status_code == 404:
             return problem_response(NotFound(f"there is nothing at {request.url.path}"))
         generic = ProblemError(str(exc.detail))

@@ -35,7 +35,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
     db.close()
     app = create_app(settings)
-    print(f"Tierwise {__version__} listening on http://{args.host}:{args.port} (database: {settings.db})", file=sys.stderr)
+    print(
+        f"Tierwise {__version__} listening on http://{args.host}:{args.port} (database: {settings.db})",
+        file=sys.stderr,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
     return 0
 
@@ -97,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="run the sandbox upstream alone (OpenAI-compatible)")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8090, help="port to listen on (default 8090)")
-    sandbox.add_argument("--faults", metavar="FILE", help="JSON file with a sandbox configuration (faults, latency)")
+    sandbox.add_argument(
+        "--faults", metavar="FILE", help="JSON file with a sandbox configuration (faults, latency)"
+    )
     sandbox.add_argument("--latency-ms", type=float, help="added latency of every reply, in milliseconds")
     sandbox.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sandbox.set_defaults(handler=_sandbox)

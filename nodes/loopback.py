@@ -30,7 +30,9 @@ class LoopbackServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="auto", timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="auto", timeout_graceful_shutdown=2
+        )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None

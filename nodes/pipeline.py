@@ -36,7 +36,14 @@ from nodes.tiers import Tier, TierName, climb
 from nodes.validate import check_reply, schema_errors
 
 Outcome = Literal[
-    "ok", "invalid_output", "low_confidence", "refusal", "truncated", "rate_limited", "upstream_error", "timeout"
+    "ok",
+    "invalid_output",
+    "low_confidence",
+    "refusal",
+    "truncated",
+    "rate_limited",
+    "upstream_error",
+    "timeout",
 ]
 RunStatus = Literal["succeeded", "failed", "deadline_exceeded"]
 
@@ -66,7 +73,9 @@ class Limits:
             max_attempts=settings.max_attempts,
             run_timeout_s=settings.run_timeout_s,
             max_output_tokens=settings.max_output_tokens,
-            backoff=BackoffPolicy(settings.backoff_base_s, settings.backoff_cap_s, settings.retry_after_cap_s),
+            backoff=BackoffPolicy(
+                settings.backoff_base_s, settings.backoff_cap_s, settings.retry_after_cap_s
+            ),
         )
 
 
@@ -193,10 +202,14 @@ class Pipeline:
             pending_wait_ms = 0
             while True:
                 if len(attempts) >= self.limits.max_attempts:
-                    return self._give_up(finish, fallback, f"stopped after {len(attempts)} attempts (the cap)")
+                    return self._give_up(
+                        finish, fallback, f"stopped after {len(attempts)} attempts (the cap)"
+                    )
                 remaining = deadline - self.clock()
                 if remaining <= 0:
-                    return finish("deadline_exceeded", f"the run passed its {self.limits.run_timeout_s:g} s cap")
+                    return finish(
+                        "deadline_exceeded", f"the run passed its {self.limits.run_timeout_s:g} s cap"
+                    )
                 request = ModelRequest(
                     messages=messages,
                     schema_name=task.schema_name,
@@ -209,10 +222,16 @@ class Pipeline:
                     async with asyncio.timeout(remaining):
                         reply = await self.provider.complete(tier, request)
                 except (UpstreamError, TimeoutError) as exc:
-                    error = exc if isinstance(exc, UpstreamError) else UpstreamError(
-                        "the run's deadline passed during the call", outcome="timeout", retryable=False
+                    error = (
+                        exc
+                        if isinstance(exc, UpstreamError)
+                        else UpstreamError(
+                            "the run's deadline passed during the call", outcome="timeout", retryable=False
+                        )
                     )
-                    attempts.append(self._failed_attempt(tier, error, call_started, repairing, pending_wait_ms))
+                    attempts.append(
+                        self._failed_attempt(tier, error, call_started, repairing, pending_wait_ms)
+                    )
                     if not error.retryable or retries >= self.limits.max_retries:
                         break
                     delay = backoff_delay(retries, self.limits.backoff, self.rng, error.retry_after_s)
@@ -220,7 +239,8 @@ class Pipeline:
                     if self.clock() + delay >= deadline:
                         return finish(
                             "deadline_exceeded",
-                            f"the next retry ({delay:.1f} s away) would pass the run's {self.limits.run_timeout_s:g} s cap",
+                            f"the next retry ({delay:.1f} s away) would pass the run's "
+                            f"{self.limits.run_timeout_s:g} s cap",
                         )
                     await self.sleep(delay)
                     waited_s += delay
@@ -229,7 +249,9 @@ class Pipeline:
                 pending_wait = pending_wait_ms
                 pending_wait_ms = 0
                 outcome, value, errors = self._judge_reply(task, reply)
-                attempts.append(self._attempt(tier, reply, outcome, call_started, repairing, pending_wait, errors))
+                attempts.append(
+                    self._attempt(tier, reply, outcome, call_started, repairing, pending_wait, errors)
+                )
                 if outcome == "ok":
                     report.output, report.tier, report.model = value, tier_name, reply.model
                     return finish("succeeded")
@@ -244,7 +266,10 @@ class Pipeline:
                     messages = [
                         *messages,
                         {"role": "assistant", "content": reply.content or ""},
-                        {"role": "user", "content": REPAIR_PROMPT.format(errors="\n".join(f"- {e}" for e in errors))},
+                        {
+                            "role": "user",
+                            "content": REPAIR_PROMPT.format(errors="\n".join(f"- {e}" for e in errors)),
+                        },
                     ]
                     continue
                 break
@@ -279,9 +304,11 @@ class Pipeline:
         if problems:
             return "invalid_output", None, problems
         if task.min_confidence is not None and float(value.get("confidence", 0)) < task.min_confidence:
-            return "low_confidence", value, [
-                f"confidence {value.get('confidence')} is below min_confidence {task.min_confidence}"
-            ]
+            return (
+                "low_confidence",
+                value,
+                [f"confidence {value.get('confidence')} is below min_confidence {task.min_confidence}"],
+            )
         return "ok", value, []
 
     def _attempt(

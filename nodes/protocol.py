@@ -28,8 +28,12 @@ class NodeRequest(BaseModel):
     )
     tier: TierChoice | None = Field(default=None, description="Where to start; default is the node's tier.")
     max_tier: TierName = Field(default="full", description="Escalation ceiling.")
-    metadata: dict[str, JsonValue] = Field(default_factory=dict, description="Echoed back and stored with the run.")
-    callback_url: str | None = Field(default=None, description="Asynchronous mode (not enabled in this version).")
+    metadata: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Echoed back and stored with the run."
+    )
+    callback_url: str | None = Field(
+        default=None, description="Asynchronous mode (not enabled in this version)."
+    )
 
     @field_validator("input")
     @classmethod
@@ -58,7 +62,9 @@ def issues_from(exc: ValidationError) -> list[FieldIssue]:
     """Translate pydantic's errors into the problem body's ``errors`` list, in plain words."""
     issues = []
     for error in exc.errors(include_url=False):
-        loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+        loc = tuple(
+            part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-"))
+        )
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown field; check the spelling against GET /v1/nodes"

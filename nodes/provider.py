@@ -14,9 +14,11 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat.completion_create_params import ResponseFormat
 
 from nodes.backoff import is_retryable, parse_retry_after
 from nodes.cost import Usage
@@ -101,7 +103,9 @@ def upstream_error_from(exc: Exception) -> UpstreamError:
     if isinstance(exc, openai.APITimeoutError):
         return UpstreamError("the model call timed out", outcome="timeout", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
-        return UpstreamError(f"could not reach the model endpoint: {exc}", outcome="upstream_error", retryable=True)
+        return UpstreamError(
+            f"could not reach the model endpoint: {exc}", outcome="upstream_error", retryable=True
+        )
     if isinstance(exc, openai.APIStatusError):
         headers = exc.response.headers
         body = exc.body if isinstance(exc.body, dict) else {}
@@ -123,7 +127,9 @@ def upstream_error_from(exc: Exception) -> UpstreamError:
             code=code,
             retry_after_s=parse_retry_after(headers),
         )
-    return UpstreamError(f"unexpected error from the model client: {exc!r}", outcome="upstream_error", retryable=False)
+    return UpstreamError(
+        f"unexpected error from the model client: {exc!r}", outcome="upstream_error", retryable=False
+    )
 
 
 class OpenAIProvider:
@@ -155,7 +161,8 @@ class OpenAIProvider:
         except openai.APIStatusError as exc:
             if mode == "json_schema" and _refuses_json_schema(exc):
                 logger.warning(
-                    "the %s tier's endpoint refused json_schema structured outputs; using JSON mode from now on "
+                    "the %s tier's endpoint refused json_schema structured outputs; "
+                    "using JSON mode from now on "
                     "(set TIERWISE_%s_STRUCTURED_OUTPUTS=json_object to skip this probe)",
                     tier.name,
                     tier.name.upper(),
@@ -174,14 +181,16 @@ class OpenAIProvider:
     async def _call(self, tier: Tier, request: ModelRequest, mode: StructuredOutputMode) -> ModelReply:
         raw = await self._client(tier).chat.completions.with_raw_response.create(
             model=tier.model,
-            messages=messages_for(mode, request),  # type: ignore[arg-type]
-            response_format=response_format_for(mode, request),  # type: ignore[arg-type]
+            messages=cast("list[ChatCompletionMessageParam]", messages_for(mode, request)),
+            response_format=cast("ResponseFormat", response_format_for(mode, request)),
             max_completion_tokens=request.max_output_tokens,
             timeout=request.timeout_s,
         )
         completion = raw.parse()
         if not completion.choices:
-            raise UpstreamError("the endpoint answered with no choices", outcome="upstream_error", retryable=True)
+            raise UpstreamError(
+                "the endpoint answered with no choices", outcome="upstream_error", retryable=True
+            )
         choice = completion.choices[0]
         usage = Usage.from_openai(completion.usage.model_dump() if completion.usage else None)
         return ModelReply(
@@ -199,4 +208,3 @@ class OpenAIProvider:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
-

@@ -44,7 +44,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is {int(declared)} bytes; the limit is {limit} (TIERWISE_MAX_BODY_BYTES)")
+        raise PayloadTooLarge(
+            f"the body is {int(declared)} bytes; the limit is {limit} (TIERWISE_MAX_BODY_BYTES)"
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

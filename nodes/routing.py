@@ -47,8 +47,10 @@ def count_fields(schema: Any, depth: int = 0) -> tuple[int, int]:
             deepest = max(deepest, child_depth)
     for key in ("items", "anyOf", "oneOf", "$defs", "definitions"):
         nested = schema.get(key)
-        children = nested.values() if isinstance(nested, dict) and key in ("$defs", "definitions") else (
-            nested if isinstance(nested, list) else [nested]
+        children = (
+            nested.values()
+            if isinstance(nested, dict) and key in ("$defs", "definitions")
+            else (nested if isinstance(nested, list) else [nested])
         )
         for child in children:
             child_fields, child_depth = count_fields(child, depth)
@@ -76,8 +78,13 @@ def auto_rules(task: Task, instructions: str | None) -> list[str]:
     return reasons
 
 
-def choose_start(task: Task, requested: TierChoice | None, default: TierName, ceiling: TierName,
-                 instructions: str | None = None) -> Decision:
+def choose_start(
+    task: Task,
+    requested: TierChoice | None,
+    default: TierName,
+    ceiling: TierName,
+    instructions: str | None = None,
+) -> Decision:
     """Pick the starting tier for a run, never above ``ceiling``."""
     if requested is None:
         decision = Decision(default, f"node default ({default})")

@@ -50,7 +50,8 @@ class RunLog:
         with self.db.transaction() as conn:
             conn.execute(
                 """INSERT INTO runs (run_id, node, status, start_tier, routing_reason, final_tier, model,
-                   escalated, attempt_count, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens,
+                   escalated, attempt_count, input_tokens, cached_input_tokens, output_tokens,
+                   reasoning_tokens,
                    cost_usd, baseline_cost_usd, latency_ms, overhead_ms, sandbox, api_key_name, metadata,
                    request, response)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -111,6 +112,7 @@ class RunLog:
             return None
         run = dict(rows[0])
         run["attempts"] = [
-            dict(row) for row in self.db.query("SELECT * FROM attempts WHERE run_id = ? ORDER BY seq", (run_id,))
+            dict(row)
+            for row in self.db.query("SELECT * FROM attempts WHERE run_id = ? ORDER BY seq", (run_id,))
         ]
         return run

@@ -114,7 +114,9 @@ class Service:
             "node": report.node,
         }
         if report.status == "succeeded":
-            body.update(output=report.output, tier=report.tier, model=report.model, escalated=report.escalated)
+            body.update(
+                output=report.output, tier=report.tier, model=report.model, escalated=report.escalated
+            )
         body.update(
             attempts=[attempt.as_dict() for attempt in report.attempts],
             usage={

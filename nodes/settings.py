@@ -41,7 +41,9 @@ def _refuse_placeholder(value: str | None) -> str | None:
     if not stripped:
         return None
     if _PLACEHOLDER_KEY.match(stripped):
-        raise ValueError(f"{stripped!r} looks like a placeholder, not a real API key; set the real key or unset it")
+        raise ValueError(
+            f"{stripped!r} looks like a placeholder, not a real API key; set the real key or unset it"
+        )
     return stripped
 
 
@@ -61,7 +63,7 @@ class TierSettings(BaseModel):
     timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one model call, in seconds.")
     structured_outputs: StructuredOutputMode = Field(
         default="json_schema",
-        description="json_schema (strict structured outputs) or json_object (JSON mode + schema in the prompt).",
+        description="json_schema (strict structured outputs) or json_object (JSON mode, schema in prompt).",
     )
 
     _refuse_placeholder_key = field_validator("api_key")(_refuse_placeholder)
@@ -185,10 +187,12 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read the settings from the environment and ``TIERWISE_CONFIG``, refusing bad ones with a clear sentence."""
+    """Read the settings from the environment and ``TIERWISE_CONFIG``; refuse bad ones with a sentence."""
     config_path = os.environ.get("TIERWISE_CONFIG")
     if config_path and not Path(config_path).is_file():
-        raise ConfigError(f"TIERWISE_CONFIG names {config_path!r}, which is not a file; fix the path or unset it.")
+        raise ConfigError(
+            f"TIERWISE_CONFIG names {config_path!r}, which is not a file; fix the path or unset it."
+        )
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:

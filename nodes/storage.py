@@ -77,7 +77,9 @@ class Database:
         if path != ":memory:":
             parent = Path(path).expanduser().resolve().parent
             if not parent.is_dir():
-                raise ConfigError(f"TIERWISE_DB={path!r}: the folder {str(parent)!r} does not exist; create it first.")
+                raise ConfigError(
+                    f"TIERWISE_DB={path!r}: the folder {str(parent)!r} does not exist; create it first."
+                )
         try:
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.row_factory = sqlite3.Row

@@ -48,16 +48,22 @@ def load_responses(prefix: str) -> list[Recorded]:
         responses = []
         for item in raw["interactions"]:
             response = item["response"]
-            headers = {key.lower(): str(value[0] if isinstance(value, list) else value)
-                       for key, value in (response.get("headers") or {}).items()}
-            responses.append(Recorded(response["status"]["code"], headers, json.dumps(response["parsed_body"]).encode()))
+            headers = {
+                key.lower(): str(value[0] if isinstance(value, list) else value)
+                for key, value in (response.get("headers") or {}).items()
+            }
+            responses.append(
+                Recorded(response["status"]["code"], headers, json.dumps(response["parsed_body"]).encode())
+            )
         return responses
     _requests, vcr_responses = deserialize(text, yamlserializer)
     result = []
     for response in vcr_responses:
         headers = {key.lower(): str(values[0]) for key, values in response["headers"].items()}
         body = response["body"]["string"]
-        result.append(Recorded(response["status"]["code"], headers, body if isinstance(body, bytes) else body.encode()))
+        result.append(
+            Recorded(response["status"]["code"], headers, body if isinstance(body, bytes) else body.encode())
+        )
     return result
 
 
@@ -69,8 +75,11 @@ def replay_app(responses: list[Recorded]) -> Starlette:
     async def completions(request: Request) -> Response:
         seen.append(json.loads(await request.body()))
         recorded = queue.pop(0) if len(queue) > 1 else queue[0]
-        headers = {k: v for k, v in recorded.headers.items()
-                   if k not in ("content-length", "transfer-encoding", "content-encoding", "connection")}
+        headers = {
+            k: v
+            for k, v in recorded.headers.items()
+            if k not in ("content-length", "transfer-encoding", "content-encoding", "connection")
+        }
         return Response(recorded.body, status_code=recorded.status, headers=headers)
 
     app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])

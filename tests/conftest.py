@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import CLIENT_KEY, Sandbox, Service
 
 from nodes.app import create_app
 from nodes.loopback import LoopbackServer
 from nodes.settings import FullTier, MiniTier, NanoTier, Settings
-from support import CLIENT_KEY, Sandbox, Service
+
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Sandbox]:

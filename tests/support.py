@@ -16,7 +16,7 @@ CLIENT_KEY = "test-client-key-0001"
 
 
 class Sandbox:
-    """A sandbox upstream served on loopback from a background thread, driven through its control endpoints."""
+    """A sandbox upstream on loopback, served from a background thread and driven by its control endpoints."""
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.app = create_sandbox_app(config)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from cassettes import load_responses
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cassettes import load_responses
 from nodes.backoff import BackoffPolicy, backoff_delay, is_retryable, parse_retry_after
 
 POLICY = BackoffPolicy(base_s=0.5, cap_s=8.0, retry_after_cap_s=120.0)
@@ -22,7 +22,7 @@ seeds = st.integers(min_value=0, max_value=2**32)
 @given(retries, seeds)
 def test_computed_delay_is_within_full_jitter_bounds(retry: int, seed: int) -> None:
     delay = backoff_delay(retry, POLICY, random.Random(seed))
-    assert 0 <= delay <= min(8.0, 0.5 * 2**min(retry, 62))
+    assert 0 <= delay <= min(8.0, 0.5 * 2 ** min(retry, 62))
 
 
 @given(retries, seeds)
@@ -35,8 +35,16 @@ def test_sane_retry_after_wins_exactly(advice: float, retry: int, seed: int) -> 
     assert backoff_delay(retry, POLICY, random.Random(seed), advice) == advice
 
 
-@given(st.one_of(st.floats(min_value=120.001, max_value=1e9), st.floats(max_value=-0.001),
-                 st.just(float("nan")), st.just(float("inf"))), retries, seeds)
+@given(
+    st.one_of(
+        st.floats(min_value=120.001, max_value=1e9),
+        st.floats(max_value=-0.001),
+        st.just(float("nan")),
+        st.just(float("inf")),
+    ),
+    retries,
+    seeds,
+)
 def test_insane_retry_after_falls_back_to_computed_delay(advice: float, retry: int, seed: int) -> None:
     expected = backoff_delay(retry, POLICY, random.Random(seed))
     assert backoff_delay(retry, POLICY, random.Random(seed), advice) == expected

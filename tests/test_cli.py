@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from support import Sandbox
 
 TIERWISE = [sys.executable, "-m", "nodes"]
@@ -27,8 +26,11 @@ def free_port() -> int:
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERWISE_") and k not in ("OPENAI_API_KEY",
-                                                                                            "DATABASE_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TIERWISE_") and k not in ("OPENAI_API_KEY", "DATABASE_URL")
+    }
     env.update(TIERWISE_DB=str(tmp_path / "tierwise.db"), **extra)
     return env
 
@@ -54,8 +56,13 @@ def serve(tmp_path: Path) -> Iterator[object]:
 
     def start(*args: str, **env: str) -> Running:
         port = free_port()
-        process = subprocess.Popen([*TIERWISE, "serve", "--port", str(port), *args], env=clean_env(tmp_path, **env),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [*TIERWISE, "serve", "--port", str(port), *args],
+            env=clean_env(tmp_path, **env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         running = Running(process, f"http://127.0.0.1:{port}")
         started.append(running)
         deadline = time.monotonic() + 30
@@ -78,8 +85,12 @@ def serve(tmp_path: Path) -> Iterator[object]:
 def test_serve_with_no_configuration_runs_the_sandbox_and_says_so(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     running = serve(TIERWISE_API_KEYS="local-dev-key")
     assert httpx.get(f"{running.url}/healthz").json() == {"status": "ok", "sandbox": True}
-    response = httpx.post(f"{running.url}/v1/nodes/classify", headers={"Authorization": "Bearer local-dev-key"},
-                          json={"input": "I was charged twice", "labels": ["billing", "bug"]}, timeout=30)
+    response = httpx.post(
+        f"{running.url}/v1/nodes/classify",
+        headers={"Authorization": "Bearer local-dev-key"},
+        json={"input": "I was charged twice", "labels": ["billing", "bug"]},
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["sandbox"] is True and response.headers["x-tierwise-sandbox"] == "true"
@@ -109,20 +120,38 @@ def test_first_run_without_keys_creates_and_prints_one(serve, tmp_path: Path) ->
 def test_serve_against_an_upstream_named_by_environment(serve, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
     sandbox.configure(faults=[{"kind": "refusal", "model": "*nano*"}])
     env = {f"TIERWISE_{tier}_BASE_URL": sandbox.base_url for tier in ("NANO", "MINI", "FULL")}
-    running = serve(TIERWISE_API_KEYS="local-dev-key", OPENAI_API_KEY="upstream-key-123",
-                    TIERWISE_MINI_MODEL="my-mini", **env)
-    response = httpx.post(f"{running.url}/v1/nodes/classify", headers={"X-Api-Key": "local-dev-key"},
-                          json={"input": "hello", "labels": ["a", "b"]}, timeout=30)
+    running = serve(
+        TIERWISE_API_KEYS="local-dev-key",
+        OPENAI_API_KEY="upstream-key-123",
+        TIERWISE_MINI_MODEL="my-mini",
+        **env,
+    )
+    response = httpx.post(
+        f"{running.url}/v1/nodes/classify",
+        headers={"X-Api-Key": "local-dev-key"},
+        json={"input": "hello", "labels": ["a", "b"]},
+        timeout=30,
+    )
     body = response.json()
     assert response.status_code == 200 and body["sandbox"] is False
     assert [(a["tier"], a["model"], a["outcome"]) for a in body["attempts"]] == [
-        ("nano", "gpt-5.4-nano", "refusal"), ("mini", "my-mini", "ok")]
-    assert [(r["model"], r["authorization"]) for r in sandbox.requests()] == [("gpt-5.4-nano", True), ("my-mini", True)]
+        ("nano", "gpt-5.4-nano", "refusal"),
+        ("mini", "my-mini", "ok"),
+    ]
+    assert [(r["model"], r["authorization"]) for r in sandbox.requests()] == [
+        ("gpt-5.4-nano", True),
+        ("my-mini", True),
+    ]
 
 
 def test_keys_create_prints_a_working_key(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    created = subprocess.run([*TIERWISE, "keys", "create", "--name", "n8n-prod"], env=clean_env(tmp_path),
-                             capture_output=True, text=True, timeout=30)
+    created = subprocess.run(
+        [*TIERWISE, "keys", "create", "--name", "n8n-prod"],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     assert key.startswith("tw_") and len(key) > 40
@@ -131,24 +160,40 @@ def test_keys_create_prints_a_working_key(serve, tmp_path: Path) -> None:  # typ
     [(name, stored)] = conn.execute("SELECT name, key_hash FROM api_keys").fetchall()
     conn.close()
     assert name == "n8n-prod" and key not in stored and len(stored) == 64
-    duplicate = subprocess.run([*TIERWISE, "keys", "create", "--name", "n8n-prod"], env=clean_env(tmp_path),
-                               capture_output=True, text=True, timeout=30)
+    duplicate = subprocess.run(
+        [*TIERWISE, "keys", "create", "--name", "n8n-prod"],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert duplicate.returncode == 2 and "exists already" in duplicate.stderr
-    listed = subprocess.run([*TIERWISE, "keys", "list"], env=clean_env(tmp_path), capture_output=True, text=True,
-                            timeout=30)
+    listed = subprocess.run(
+        [*TIERWISE, "keys", "list"], env=clean_env(tmp_path), capture_output=True, text=True, timeout=30
+    )
     assert listed.stdout.startswith("n8n-prod\ttw_") and key not in listed.stdout
     running = serve()
     assert httpx.get(f"{running.url}/v1/nodes", headers={"Authorization": f"Bearer {key}"}).status_code == 200
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"OPENAI_API_KEY": "sk-..."}, "OPENAI_API_KEY: Value error, 'sk-...' looks like a placeholder"),
-    ({"TIERWISE_NANO_BASE_URL": "http://127.0.0.1:1/v1"}, "the mini tier has no API key"),
-    ({"TIERWISE_MAX_RETRIES": "many"}, "TIERWISE_MAX_RETRIES"),
-])
-def test_misconfiguration_stops_start_up_with_a_sentence(tmp_path: Path, env: dict[str, str], message: str) -> None:
-    result = subprocess.run([*TIERWISE, "serve", "--port", str(free_port())], env=clean_env(tmp_path, **env),
-                            capture_output=True, text=True, timeout=30)
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OPENAI_API_KEY": "sk-..."}, "OPENAI_API_KEY: Value error, 'sk-...' looks like a placeholder"),
+        ({"TIERWISE_NANO_BASE_URL": "http://127.0.0.1:1/v1"}, "the mini tier has no API key"),
+        ({"TIERWISE_MAX_RETRIES": "many"}, "TIERWISE_MAX_RETRIES"),
+    ],
+)
+def test_misconfiguration_stops_start_up_with_a_sentence(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    result = subprocess.run(
+        [*TIERWISE, "serve", "--port", str(free_port())],
+        env=clean_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from cassettes import load_responses
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cassettes import load_responses
 from nodes.cost import Price, Usage, cost_usd, total_usage, usd_text
 from nodes.settings import Settings
 
@@ -20,12 +20,25 @@ FULL = Price(Decimal("2.50"), Decimal("0.25"), Decimal("15.00"))
 def test_default_price_table_is_the_published_one() -> None:
     settings = Settings()
     assert (settings.nano.price_input, settings.nano.price_cached_input, settings.nano.price_output) == (
-        Decimal("0.20"), Decimal("0.02"), Decimal("1.25"))
+        Decimal("0.20"),
+        Decimal("0.02"),
+        Decimal("1.25"),
+    )
     assert (settings.mini.price_input, settings.mini.price_cached_input, settings.mini.price_output) == (
-        Decimal("0.75"), Decimal("0.075"), Decimal("4.50"))
+        Decimal("0.75"),
+        Decimal("0.075"),
+        Decimal("4.50"),
+    )
     assert (settings.full.price_input, settings.full.price_cached_input, settings.full.price_output) == (
-        Decimal("2.50"), Decimal("0.25"), Decimal("15.00"))
-    assert (settings.nano.model, settings.mini.model, settings.full.model) == ("gpt-5.4-nano", "gpt-5.4-mini", "gpt-5.4")
+        Decimal("2.50"),
+        Decimal("0.25"),
+        Decimal("15.00"),
+    )
+    assert (settings.nano.model, settings.mini.model, settings.full.model) == (
+        "gpt-5.4-nano",
+        "gpt-5.4-mini",
+        "gpt-5.4",
+    )
 
 
 def test_plain_completion_usage_from_cassette_01() -> None:
@@ -63,7 +76,12 @@ def test_cached_count_above_prompt_is_capped() -> None:
 
 @pytest.mark.parametrize(
     ("amount", "text"),
-    [(Decimal("0.0000937"), "0.0000937"), (Decimal("0.00116000"), "0.00116"), (Decimal(0), "0"), (Decimal("12.5"), "12.5")],
+    [
+        (Decimal("0.0000937"), "0.0000937"),
+        (Decimal("0.00116000"), "0.00116"),
+        (Decimal(0), "0"),
+        (Decimal("12.5"), "12.5"),
+    ],
 )
 def test_usd_text_has_no_exponent(amount: Decimal, text: str) -> None:
     assert usd_text(amount) == text
@@ -73,12 +91,15 @@ counts = st.integers(min_value=0, max_value=10**7)
 
 
 @given(counts, counts, counts, counts)
-def test_cost_is_additive_and_never_negative(prompt: int, cached: int, completion: int, reasoning: int) -> None:
+def test_cost_is_additive_and_never_negative(
+    prompt: int, cached: int, completion: int, reasoning: int
+) -> None:
     usage = Usage(prompt, min(cached, prompt), completion, min(reasoning, completion))
     assert cost_usd(usage, MINI) >= 0
     assert cost_usd(usage + usage, MINI) == 2 * cost_usd(usage, MINI)
-    assert total_usage([usage, usage, usage]) == Usage(3 * prompt, 3 * min(cached, prompt), 3 * completion,
-                                                      3 * min(reasoning, completion))
+    assert total_usage([usage, usage, usage]) == Usage(
+        3 * prompt, 3 * min(cached, prompt), 3 * completion, 3 * min(reasoning, completion)
+    )
 
 
 @given(counts, counts)

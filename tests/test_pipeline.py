@@ -12,8 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from support import Sandbox
+
 from nodes.backoff import BackoffPolicy, backoff_delay
 from nodes.catalog import NODES, Task
 from nodes.cost import Usage, cost_usd
@@ -28,7 +28,9 @@ BACKOFF = BackoffPolicy(base_s=0.5, cap_s=8.0, retry_after_cap_s=120.0)
 
 def classify_task(**fields: Any) -> Task:
     node = NODES["classify"]
-    return node.task(node.parse({"input": "I was charged twice this month", "labels": ["billing", "bug"], **fields}))
+    return node.task(
+        node.parse({"input": "I was charged twice this month", "labels": ["billing", "bug"], **fields})
+    )
 
 
 def extract_task() -> Task:
@@ -54,7 +56,9 @@ class Harness:
         )
         self.tiers = resolve_tiers(tier_settings)
         limits.setdefault("backoff", BACKOFF)
-        self.pipeline = Pipeline(self.tiers, provider, Limits(**limits), rng=random.Random(42), sleep=self._sleep)
+        self.pipeline = Pipeline(
+            self.tiers, provider, Limits(**limits), rng=random.Random(42), sleep=self._sleep
+        )
 
     async def _sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
@@ -94,8 +98,11 @@ async def test_clean_run_is_one_attempt_priced_from_the_reported_usage(
     usage = report.attempts[0].usage
     assert usage.input_tokens > 0 and usage.output_tokens > 0
     assert report.cost_usd == cost_usd(usage, h.tiers["nano"].price)
-    assert report.cost_usd == (Decimal(usage.input_tokens) * Decimal("0.20")
-                               + Decimal(usage.output_tokens) * Decimal("1.25")) / 10**6
+    assert (
+        report.cost_usd
+        == (Decimal(usage.input_tokens) * Decimal("0.20") + Decimal(usage.output_tokens) * Decimal("1.25"))
+        / 10**6
+    )
 
 
 async def test_rate_limit_retries_same_tier_honouring_retry_after_ms(
@@ -104,7 +111,11 @@ async def test_rate_limit_retries_same_tier_honouring_retry_after_ms(
     sandbox.configure(faults=[{"kind": "rate_limit", "model": "*nano*", "times": 2, "retry_after_ms": 20}])
     h = harness()
     report = await h.run(classify_task())
-    assert trail(report) == [("nano", "rate_limited", False), ("nano", "rate_limited", False), ("nano", "ok", False)]
+    assert trail(report) == [
+        ("nano", "rate_limited", False),
+        ("nano", "rate_limited", False),
+        ("nano", "ok", False),
+    ]
     assert h.slept == [0.02, 0.02]
     assert [a.waited_ms for a in report.attempts] == [0, 20, 20]
     assert report.attempts[0].cost_usd == 0 and report.attempts[0].usage == Usage()
@@ -112,7 +123,9 @@ async def test_rate_limit_retries_same_tier_honouring_retry_after_ms(
     assert not report.escalated
 
 
-async def test_rate_limit_retry_after_seconds_header(harness: Callable[..., Harness], sandbox: Sandbox) -> None:
+async def test_rate_limit_retry_after_seconds_header(
+    harness: Callable[..., Harness], sandbox: Sandbox
+) -> None:
     sandbox.configure(faults=[{"kind": "rate_limit", "times": 1, "retry_after_s": 1.5}])
     h = harness()
     report = await h.run(classify_task())
@@ -141,7 +154,9 @@ async def test_insufficient_quota_is_never_retried(harness: Callable[..., Harnes
     assert "insufficient_quota" in (report.attempts[0].error or "")
 
 
-async def test_server_error_is_retried_then_succeeds(harness: Callable[..., Harness], sandbox: Sandbox) -> None:
+async def test_server_error_is_retried_then_succeeds(
+    harness: Callable[..., Harness], sandbox: Sandbox
+) -> None:
     sandbox.configure(faults=[{"kind": "server_error", "status": 503, "times": 1}])
     h = harness()
     report = await h.run(classify_task())
@@ -157,9 +172,12 @@ async def test_persistent_server_errors_stop_at_the_attempt_cap(
     h = harness(max_retries=3, max_attempts=10)
     report = await h.run(classify_task())
     assert report.status == "failed"
-    assert trail(report) == [("nano", "upstream_error", False)] * 4 + [("mini", "upstream_error", False)] * 4 + [
-        ("full", "upstream_error", False)
-    ] * 2
+    assert (
+        trail(report)
+        == [("nano", "upstream_error", False)] * 4
+        + [("mini", "upstream_error", False)] * 4
+        + [("full", "upstream_error", False)] * 2
+    )
     assert "cap" in report.detail
     assert len(sandbox.requests()) == 10
 
@@ -167,9 +185,13 @@ async def test_persistent_server_errors_stop_at_the_attempt_cap(
 async def test_slow_reply_times_out_and_is_retried(harness: Callable[..., Harness], sandbox: Sandbox) -> None:
     sandbox.configure(faults=[{"kind": "slow", "delay_ms": 2000, "times": 1}])
     h = harness()
-    h.tiers = resolve_tiers(Settings(nano={"base_url": sandbox.base_url, "api_key": "k", "timeout_s": 0.3},
-                                     mini={"base_url": sandbox.base_url, "api_key": "k"},
-                                     full={"base_url": sandbox.base_url, "api_key": "k"}))
+    h.tiers = resolve_tiers(
+        Settings(
+            nano={"base_url": sandbox.base_url, "api_key": "k", "timeout_s": 0.3},
+            mini={"base_url": sandbox.base_url, "api_key": "k"},
+            full={"base_url": sandbox.base_url, "api_key": "k"},
+        )
+    )
     h.pipeline.tiers = h.tiers
     report = await h.run(classify_task())
     assert trail(report) == [("nano", "timeout", False), ("nano", "ok", False)]
@@ -197,7 +219,11 @@ async def test_schema_drift_repairs_then_escalates(harness: Callable[..., Harnes
     sandbox.configure(faults=[{"kind": "schema_drift", "model": "*nano*"}])
     h = harness()
     report = await h.run(extract_task())
-    assert trail(report) == [("nano", "invalid_output", False), ("nano", "invalid_output", True), ("mini", "ok", False)]
+    assert trail(report) == [
+        ("nano", "invalid_output", False),
+        ("nano", "invalid_output", True),
+        ("mini", "ok", False),
+    ]
     assert "is a required property" in (report.attempts[0].error or "")
     assert "unexpected_field" in (report.attempts[0].error or "")
     repair_text = sandbox.requests()[1]["body"]["messages"][-1]["content"]
@@ -223,7 +249,9 @@ async def test_truncated_output_escalates(harness: Callable[..., Harness], sandb
 
 
 async def test_low_confidence_escalates(harness: Callable[..., Harness], sandbox: Sandbox) -> None:
-    sandbox.configure(faults=[{"kind": "content", "model": "*nano*", "content": '{"label": "bug", "confidence": 0.31}'}])
+    sandbox.configure(
+        faults=[{"kind": "content", "model": "*nano*", "content": '{"label": "bug", "confidence": 0.31}'}]
+    )
     h = harness()
     report = await h.run(classify_task(min_confidence=0.8))
     assert trail(report) == [("nano", "low_confidence", False), ("mini", "ok", False)]
@@ -234,10 +262,12 @@ async def test_low_confidence_escalates(harness: Callable[..., Harness], sandbox
 async def test_low_confidence_on_every_allowed_tier_returns_the_most_confident(
     harness: Callable[..., Harness], sandbox: Sandbox
 ) -> None:
-    sandbox.configure(faults=[
-        {"kind": "content", "model": "*nano*", "content": '{"label": "bug", "confidence": 0.4}'},
-        {"kind": "content", "model": "*mini*", "content": '{"label": "billing", "confidence": 0.6}'},
-    ])
+    sandbox.configure(
+        faults=[
+            {"kind": "content", "model": "*nano*", "content": '{"label": "bug", "confidence": 0.4}'},
+            {"kind": "content", "model": "*mini*", "content": '{"label": "billing", "confidence": 0.6}'},
+        ]
+    )
     h = harness()
     report = await h.run(classify_task(min_confidence=0.8), ceiling="mini")
     assert trail(report) == [("nano", "low_confidence", False), ("mini", "low_confidence", False)]
@@ -263,9 +293,12 @@ async def test_every_tier_failing_reports_each_attempt_and_total_cost(
     report = await h.run(classify_task())
     assert report.status == "failed"
     assert trail(report) == [
-        ("nano", "invalid_output", False), ("nano", "invalid_output", True),
-        ("mini", "invalid_output", False), ("mini", "invalid_output", True),
-        ("full", "invalid_output", False), ("full", "invalid_output", True),
+        ("nano", "invalid_output", False),
+        ("nano", "invalid_output", True),
+        ("mini", "invalid_output", False),
+        ("mini", "invalid_output", True),
+        ("full", "invalid_output", False),
+        ("full", "invalid_output", True),
     ]
     expected = sum((cost_usd(a.usage, h.tiers[a.tier].price) for a in report.attempts), Decimal(0))
     assert report.cost_usd == expected > 0
@@ -301,7 +334,9 @@ async def test_endpoint_without_json_schema_falls_back_to_json_mode_once(
     assert trail(first) == trail(second) == [("nano", "ok", False)]
     formats = [(r["response_format"], r["status"]) for r in sandbox.requests()]
     assert formats == [("json_schema", 400), ("json_object", 200), ("json_object", 200)]
-    system_messages = [m["content"] for m in sandbox.requests()[1]["body"]["messages"] if m["role"] == "system"]
+    system_messages = [
+        m["content"] for m in sandbox.requests()[1]["body"]["messages"] if m["role"] == "system"
+    ]
     assert any("<json_schema>" in text and '"enum"' in text for text in system_messages)
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from cassettes import cassette_path, load_responses, replay_app
+
 from nodes.catalog import NODES
 from nodes.cost import Usage
 from nodes.errors import UpstreamError
@@ -26,7 +26,11 @@ ANSWER_SCHEMA = {
     "description": "Response model with structured fields.",
     "properties": {
         "answer": {"description": "The answer to the question", "title": "Answer", "type": "string"},
-        "confidence": {"description": "Confidence score between 0 and 1", "title": "Confidence", "type": "number"},
+        "confidence": {
+            "description": "Confidence score between 0 and 1",
+            "title": "Confidence",
+            "type": "number",
+        },
     },
     "required": ["answer", "confidence"],
     "title": "AnswerResponse",
@@ -46,8 +50,11 @@ class Replay:
         return list(self.app.state.seen)
 
     def tiers(self) -> dict[str, Tier]:
-        return resolve_tiers(Settings(**{name: {"base_url": self.base_url, "api_key": "k"} for name in
-                                         ("nano", "mini", "full")}))  # type: ignore[return-value]
+        return resolve_tiers(
+            Settings(
+                **{name: {"base_url": self.base_url, "api_key": "k"} for name in ("nano", "mini", "full")}
+            )
+        )  # type: ignore[return-value]
 
 
 @pytest.fixture
@@ -64,8 +71,13 @@ def replay() -> Iterator[Any]:
 
 
 def request_for(schema: dict[str, Any]) -> ModelRequest:
-    return ModelRequest(messages=[{"role": "user", "content": "What is the capital of France? Be concise."}],
-                        schema_name="AnswerResponse", output_schema=schema, max_output_tokens=100, timeout_s=10)
+    return ModelRequest(
+        messages=[{"role": "user", "content": "What is the capital of France? Be concise."}],
+        schema_name="AnswerResponse",
+        output_schema=schema,
+        max_output_tokens=100,
+        timeout_s=10,
+    )
 
 
 async def test_structured_reply_cassette_02(replay: Any) -> None:

@@ -9,8 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from support import CLIENT_KEY, Sandbox, Service
+
 from nodes.settings import Settings
 
 PROBLEM = "application/problem+json"
@@ -56,8 +56,14 @@ def test_classify_success_body_headers_and_stored_record(service: Service, sandb
     assert body["sandbox"] is False
     [attempt] = body["attempts"]
     assert attempt["outcome"] == "ok" and attempt["tier"] == "nano"
-    cost = (Decimal(attempt["input_tokens"]) * Decimal("0.20") + Decimal(attempt["output_tokens"]) * Decimal("1.25")) / 10**6
-    baseline = (Decimal(attempt["input_tokens"]) * Decimal("2.50") + Decimal(attempt["output_tokens"]) * Decimal("15.00")) / 10**6
+    cost = (
+        Decimal(attempt["input_tokens"]) * Decimal("0.20")
+        + Decimal(attempt["output_tokens"]) * Decimal("1.25")
+    ) / 10**6
+    baseline = (
+        Decimal(attempt["input_tokens"]) * Decimal("2.50")
+        + Decimal(attempt["output_tokens"]) * Decimal("15.00")
+    ) / 10**6
     assert body["usage"]["cost_usd"] == float(cost)
     assert body["usage"]["baseline_cost_usd"] == float(baseline)
     assert response.headers["x-tierwise-run-id"] == body["run_id"] and body["run_id"].startswith("run_")
@@ -66,7 +72,12 @@ def test_classify_success_body_headers_and_stored_record(service: Service, sandb
     assert float(response.headers["x-tierwise-overhead-ms"]) >= 0
 
     [run] = db_rows(service, "SELECT * FROM runs WHERE run_id = ?", (body["run_id"],))
-    assert (run["node"], run["status"], run["start_tier"], run["final_tier"]) == ("classify", "succeeded", "nano", "nano")
+    assert (run["node"], run["status"], run["start_tier"], run["final_tier"]) == (
+        "classify",
+        "succeeded",
+        "nano",
+        "nano",
+    )
     assert run["routing_reason"] == "node default (nano)"
     assert Decimal(run["cost_usd"]) == cost and Decimal(run["baseline_cost_usd"]) == baseline
     assert run["api_key_name"] == "env-1"
@@ -79,19 +90,43 @@ def test_classify_success_body_headers_and_stored_record(service: Service, sandb
 @pytest.mark.parametrize(
     ("node", "payload", "start"),
     [
-        ("extract", {"input": "Ann Lee, ann@example.com", "schema": {
-            "type": "object", "properties": {"name": {"type": "string"}, "email": {"type": "string"}},
-            "required": ["name"]}}, "nano"),
+        (
+            "extract",
+            {
+                "input": "Ann Lee, ann@example.com",
+                "schema": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "email": {"type": "string"}},
+                    "required": ["name"],
+                },
+            },
+            "nano",
+        ),
         ("draft", {"input": TICKET, "instructions": "Write a short apology.", "max_words": 80}, "mini"),
-        ("draft", {"input": TICKET, "format": "json", "schema": {
-            "type": "object", "properties": {"subject": {"type": "string"}, "body": {"type": "string"}},
-            "required": ["subject", "body"]}}, "mini"),
+        (
+            "draft",
+            {
+                "input": TICKET,
+                "format": "json",
+                "schema": {
+                    "type": "object",
+                    "properties": {"subject": {"type": "string"}, "body": {"type": "string"}},
+                    "required": ["subject", "body"],
+                },
+            },
+            "mini",
+        ),
         ("judge", {"candidate": "We refunded you.", "criteria": ["polite", "answers the question"]}, "full"),
-        ("judge", {"input": TICKET, "candidates": ["Refunded.", "Sorry! Refund issued."], "criteria": "best reply"},
-         "full"),
+        (
+            "judge",
+            {"input": TICKET, "candidates": ["Refunded.", "Sorry! Refund issued."], "criteria": "best reply"},
+            "full",
+        ),
     ],
 )
-def test_every_node_answers_on_its_default_tier(service: Service, node: str, payload: dict[str, Any], start: str) -> None:
+def test_every_node_answers_on_its_default_tier(
+    service: Service, node: str, payload: dict[str, Any], start: str
+) -> None:
     response = service.http.post(f"/v1/nodes/{node}", json=payload)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -108,17 +143,28 @@ def test_every_node_answers_on_its_default_tier(service: Service, node: str, pay
 
 
 def test_requested_tier_and_max_tier_cap(service: Service) -> None:
-    body = service.http.post("/v1/nodes/classify", json={"input": "x", "labels": ["a"], "tier": "full"}).json()
+    body = service.http.post(
+        "/v1/nodes/classify", json={"input": "x", "labels": ["a"], "tier": "full"}
+    ).json()
     assert (body["tier"], body["routing"]["reason"]) == ("full", "requested tier full")
-    capped = service.http.post("/v1/nodes/judge", json={"candidate": "x", "criteria": "c", "max_tier": "mini"}).json()
+    capped = service.http.post(
+        "/v1/nodes/judge", json={"candidate": "x", "criteria": "c", "max_tier": "mini"}
+    ).json()
     assert capped["tier"] == "mini"
     assert capped["routing"]["reason"] == "node default (full); capped at max_tier mini"
 
 
 def test_auto_moves_nested_extraction_to_mini(service: Service) -> None:
-    schema = {"type": "object", "properties": {"customer": {"type": "object", "properties": {
-        "name": {"type": "string"}}, "required": ["name"]}}, "required": ["customer"]}
-    body = service.http.post("/v1/nodes/extract", json={"input": "Ann", "schema": schema, "tier": "auto"}).json()
+    schema = {
+        "type": "object",
+        "properties": {
+            "customer": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+        },
+        "required": ["customer"],
+    }
+    body = service.http.post(
+        "/v1/nodes/extract", json={"input": "Ann", "schema": schema, "tier": "auto"}
+    ).json()
     assert body["tier"] == "mini"
     assert body["routing"]["reason"] == "auto: output schema has nested objects"
 
@@ -138,30 +184,43 @@ def test_healthz_needs_no_key(service: Service) -> None:
 def test_node_catalogue(service: Service) -> None:
     nodes = service.http.get("/v1/nodes").json()["nodes"]
     assert [(n["name"], n["default_tier"]) for n in nodes] == [
-        ("classify", "nano"), ("extract", "nano"), ("draft", "mini"), ("judge", "full")]
+        ("classify", "nano"),
+        ("extract", "nano"),
+        ("draft", "mini"),
+        ("judge", "full"),
+    ]
     classify = nodes[0]
     assert {"input", "labels", "multi_label", "min_confidence", "tier", "max_tier", "metadata"} <= set(
-        classify["input_schema"]["properties"])
+        classify["input_schema"]["properties"]
+    )
     assert nodes[3]["output_schema"]["required"] == ["verdict", "score", "reasons", "best_index"]
 
 
 # --- upstream failure -----------------------------------------------------------------------------------
 
 
-def test_all_tiers_failing_is_a_502_with_every_attempt_and_the_cost(service: Service, sandbox: Sandbox) -> None:
+def test_all_tiers_failing_is_a_502_with_every_attempt_and_the_cost(
+    service: Service, sandbox: Sandbox
+) -> None:
     sandbox.configure(faults=[{"kind": "schema_drift"}])
     schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
-    response = service.http.post("/v1/nodes/extract", json={"input": "Ann", "schema": schema, "metadata": {"k": 1}})
+    response = service.http.post(
+        "/v1/nodes/extract", json={"input": "Ann", "schema": schema, "metadata": {"k": 1}}
+    )
     body = assert_problem(response, 502, "run-failed")
     assert [(a["tier"], a["outcome"], a["repair"]) for a in body["attempts"]] == [
-        ("nano", "invalid_output", False), ("nano", "invalid_output", True),
-        ("mini", "invalid_output", False), ("mini", "invalid_output", True),
-        ("full", "invalid_output", False), ("full", "invalid_output", True),
+        ("nano", "invalid_output", False),
+        ("nano", "invalid_output", True),
+        ("mini", "invalid_output", False),
+        ("mini", "invalid_output", True),
+        ("full", "invalid_output", False),
+        ("full", "invalid_output", True),
     ]
     total = sum(Decimal(str(a["cost_usd"])) for a in body["attempts"])
     assert body["usage"]["cost_usd"] == float(total) > 0
     assert Decimal(response.headers["x-tierwise-cost-usd"]) == sum(
-        (Decimal(str(a["cost_usd"])) for a in body["attempts"]), Decimal(0))
+        (Decimal(str(a["cost_usd"])) for a in body["attempts"]), Decimal(0)
+    )
     assert body["run_id"] == response.headers["x-tierwise-run-id"]
     assert body["metadata"] == {"k": 1}
     assert "output" not in body
@@ -170,12 +229,16 @@ def test_all_tiers_failing_is_a_502_with_every_attempt_and_the_cost(service: Ser
     assert (run["status"], run["attempt_count"]) == ("failed", 6)
 
 
-def test_deadline_is_a_504(start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings],
-                          sandbox: Sandbox) -> None:
+def test_deadline_is_a_504(
+    start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings], sandbox: Sandbox
+) -> None:
     service = start_service(make_settings(run_timeout_s=0.5))
     sandbox.configure(faults=[{"kind": "slow", "delay_ms": 3000}])
-    body = assert_problem(service.http.post("/v1/nodes/classify", json={"input": "x", "labels": ["a"]}), 504,
-                          "run-deadline-exceeded")
+    body = assert_problem(
+        service.http.post("/v1/nodes/classify", json={"input": "x", "labels": ["a"]}),
+        504,
+        "run-deadline-exceeded",
+    )
     assert body["attempts"][0]["outcome"] == "timeout"
 
 
@@ -189,29 +252,40 @@ def test_missing_key_is_401(service: Service) -> None:
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("headers", [
-    {"Authorization": "Bearer wrong-key-123"},
-    {"X-Api-Key": "wrong-key-123"},
-    {"Authorization": f"Basic {CLIENT_KEY}"},
-    {"Authorization": "Bearer"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer wrong-key-123"},
+        {"X-Api-Key": "wrong-key-123"},
+        {"Authorization": f"Basic {CLIENT_KEY}"},
+        {"Authorization": "Bearer"},
+    ],
+)
 def test_wrong_key_is_401(service: Service, headers: dict[str, str]) -> None:
-    assert_problem(service.anonymous.post("/v1/nodes/classify", json={"input": "x", "labels": ["a"]},
-                                          headers=headers), 401, "unauthorized")
+    assert_problem(
+        service.anonymous.post("/v1/nodes/classify", json={"input": "x", "labels": ["a"]}, headers=headers),
+        401,
+        "unauthorized",
+    )
 
 
 def test_catalogue_needs_a_key(service: Service) -> None:
     assert_problem(service.anonymous.get("/v1/nodes"), 401, "unauthorized")
 
 
-@pytest.mark.parametrize(("content", "fragment"), [
-    (b"{not json", "not valid JSON at line 1 column 2"),
-    (b"", "empty"),
-    (b"[1, 2]", "must be a JSON object, not list"),
-    (b"\xff\xfe", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"{not json", "not valid JSON at line 1 column 2"),
+        (b"", "empty"),
+        (b"[1, 2]", "must be a JSON object, not list"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
 def test_malformed_body_is_400(service: Service, content: bytes, fragment: str) -> None:
-    response = service.http.post("/v1/nodes/classify", content=content, headers={"content-type": "application/json"})
+    response = service.http.post(
+        "/v1/nodes/classify", content=content, headers={"content-type": "application/json"}
+    )
     assert fragment in assert_problem(response, 400, "malformed-request")["detail"]
 
 
@@ -223,14 +297,38 @@ INVALID = [
     ("classify", {"input": "  ", "labels": ["a"]}, ["input"], "must not be empty"),
     ("classify", {"input": "x", "labels": ["a", "a"]}, ["labels"], "repeated: a"),
     ("classify", {"input": "x", "labels": "a,b"}, ["labels"], "valid list"),
-    ("classify", {"input": "x", "labels": ["a"], "min_confidence": 1.5}, ["min_confidence"], "less than or equal to 1"),
-    ("classify", {"input": "x", "labels": ["a"], "tier": "huge"}, ["tier"], "'auto', 'nano', 'mini' or 'full'"),
-    ("classify", {"input": "x", "labels": ["a"], "max_tier": "auto"}, ["max_tier"], "'nano', 'mini' or 'full'"),
+    (
+        "classify",
+        {"input": "x", "labels": ["a"], "min_confidence": 1.5},
+        ["min_confidence"],
+        "less than or equal to 1",
+    ),
+    (
+        "classify",
+        {"input": "x", "labels": ["a"], "tier": "huge"},
+        ["tier"],
+        "'auto', 'nano', 'mini' or 'full'",
+    ),
+    (
+        "classify",
+        {"input": "x", "labels": ["a"], "max_tier": "auto"},
+        ["max_tier"],
+        "'nano', 'mini' or 'full'",
+    ),
     ("classify", {"input": "x", "labels": ["a"], "max_teir": "mini"}, ["max_teir"], "unknown field"),
     ("classify", {"input": "x", "labels": ["a"], "metadata": [1]}, ["metadata"], "valid dictionary"),
-    ("classify", {"input": "x", "labels": [{"name": ""}]}, ["labels", 0, "Label", "name"], "at least 1 character"),
-    ("classify", {"input": "x", "labels": ["a"], "callback_url": "http://example.com/hook"}, ["callback_url"],
-     "asynchronous mode is not enabled"),
+    (
+        "classify",
+        {"input": "x", "labels": [{"name": ""}]},
+        ["labels", 0, "Label", "name"],
+        "at least 1 character",
+    ),
+    (
+        "classify",
+        {"input": "x", "labels": ["a"], "callback_url": "http://example.com/hook"},
+        ["callback_url"],
+        "asynchronous mode is not enabled",
+    ),
     ("extract", {"input": "x"}, ["schema"], "field required"),
     ("extract", {"input": "x", "schema": "object"}, ["schema"], "valid dictionary"),
     ("draft", {"input": "x", "format": "json"}, [], "schema is required when format is json"),
@@ -256,20 +354,37 @@ def test_invalid_fields_are_422_naming_the_field(
     assert sandbox.requests() == []
 
 
-@pytest.mark.parametrize(("schema", "loc", "fragment"), [
-    ({"type": 5, "properties": {}}, ["schema", "type"], "is not valid"),
-    ({"type": "array", "items": {"type": "string"}}, ["schema"], "object"),
-    ({"type": "object", "properties": {"a": {"allOf": [{"type": "string"}]}}},
-     ["schema", "properties", "a", "allOf"], "allOf"),
-    ({"type": "object", "properties": {"tags": {"type": "object", "additionalProperties": {"type": "string"}}}},
-     ["schema", "properties", "tags", "additionalProperties"], "additionalProperties"),
-])
+@pytest.mark.parametrize(
+    ("schema", "loc", "fragment"),
+    [
+        ({"type": 5, "properties": {}}, ["schema", "type"], "is not valid"),
+        ({"type": "array", "items": {"type": "string"}}, ["schema"], "object"),
+        (
+            {"type": "object", "properties": {"a": {"allOf": [{"type": "string"}]}}},
+            ["schema", "properties", "a", "allOf"],
+            "allOf",
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {"tags": {"type": "object", "additionalProperties": {"type": "string"}}},
+            },
+            ["schema", "properties", "tags", "additionalProperties"],
+            "additionalProperties",
+        ),
+    ],
+)
 def test_unsupported_schema_is_422_with_the_place(
     service: Service, sandbox: Sandbox, schema: dict[str, Any], loc: list[Any], fragment: str
 ) -> None:
-    body = assert_problem(service.http.post("/v1/nodes/extract", json={"input": "x", "schema": schema}), 422,
-                          "unsupported-schema")
-    assert any(error["loc"][: len(loc)] == loc and fragment in error["msg"] for error in body["errors"]), body["errors"]
+    body = assert_problem(
+        service.http.post("/v1/nodes/extract", json={"input": "x", "schema": schema}),
+        422,
+        "unsupported-schema",
+    )
+    assert any(error["loc"][: len(loc)] == loc and fragment in error["msg"] for error in body["errors"]), (
+        body["errors"]
+    )
     assert sandbox.requests() == []
 
 
@@ -283,8 +398,9 @@ def test_unknown_path_is_404_and_wrong_method_405(service: Service) -> None:
     assert_problem(service.http.get("/v1/nodes/classify"), 405, "method-not-allowed")
 
 
-def test_body_over_the_limit_is_413(start_service: Callable[[Settings], Service],
-                                    make_settings: Callable[..., Settings], sandbox: Sandbox) -> None:
+def test_body_over_the_limit_is_413(
+    start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings], sandbox: Sandbox
+) -> None:
     service = start_service(make_settings(max_body_bytes=2000))
     big = {"input": "x" * 5000, "labels": ["a"]}
     body = assert_problem(service.http.post("/v1/nodes/classify", json=big), 413, "payload-too-large")
@@ -294,6 +410,8 @@ def test_body_over_the_limit_is_413(start_service: Callable[[Settings], Service]
         for _ in range(10):
             yield b"x" * 500
 
-    chunked = service.http.post("/v1/nodes/classify", content=chunks(), headers={"content-type": "application/json"})
+    chunked = service.http.post(
+        "/v1/nodes/classify", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert_problem(chunked, 413, "payload-too-large")
     assert sandbox.requests() == []

@@ -12,10 +12,26 @@ from nodes.settings import load_settings
 from nodes.tiers import climb, resolve_tiers, uses_sandbox
 
 ENV_NAMES = [
-    "TIERWISE_CONFIG", "TIERWISE_API_KEYS", "TIERWISE_DB", "TIERWISE_SANDBOX", "OPENAI_API_KEY", "DATABASE_URL",
-    *[f"TIERWISE_{tier}_{field}" for tier in ("NANO", "MINI", "FULL")
-      for field in ("MODEL", "BASE_URL", "API_KEY", "PRICE_INPUT", "PRICE_CACHED_INPUT", "PRICE_OUTPUT",
-                    "TIMEOUT_S", "STRUCTURED_OUTPUTS")],
+    "TIERWISE_CONFIG",
+    "TIERWISE_API_KEYS",
+    "TIERWISE_DB",
+    "TIERWISE_SANDBOX",
+    "OPENAI_API_KEY",
+    "DATABASE_URL",
+    *[
+        f"TIERWISE_{tier}_{field}"
+        for tier in ("NANO", "MINI", "FULL")
+        for field in (
+            "MODEL",
+            "BASE_URL",
+            "API_KEY",
+            "PRICE_INPUT",
+            "PRICE_CACHED_INPUT",
+            "PRICE_OUTPUT",
+            "TIMEOUT_S",
+            "STRUCTURED_OUTPUTS",
+        )
+    ],
 ]
 
 
@@ -40,7 +56,10 @@ def test_contract_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.nano.price_input == Decimal("0.20")  # untouched fields keep their defaults
     assert settings.mini.api_key == "mini-real-key-123"
     assert (settings.full.price_input, settings.full.price_cached_input, settings.full.price_output) == (
-        Decimal("3"), Decimal("0.3"), Decimal("12.5"))
+        Decimal("3"),
+        Decimal("0.3"),
+        Decimal("12.5"),
+    )
     assert settings.api_keys == ["first-key-1", "second-key-2"]
     assert settings.db == "/tmp/other.db"
     tiers = resolve_tiers(settings)
@@ -52,15 +71,20 @@ def test_contract_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_toml_file_with_environment_winning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config = tmp_path / "tierwise.toml"
-    config.write_text('api_keys = ["from-toml-key"]\nmax_retries = 5\n[mini]\nmodel = "toml-mini"\n'
-                      'price_output = 4.4\n[full]\nmodel = "toml-full"\n')
+    config.write_text(
+        'api_keys = ["from-toml-key"]\nmax_retries = 5\n[mini]\nmodel = "toml-mini"\n'
+        'price_output = 4.4\n[full]\nmodel = "toml-full"\n'
+    )
     monkeypatch.setenv("TIERWISE_CONFIG", str(config))
     monkeypatch.setenv("TIERWISE_FULL_MODEL", "env-full")
     settings = load_settings()
     assert settings.api_keys == ["from-toml-key"]
     assert settings.max_retries == 5
     assert (settings.mini.model, settings.mini.price_output, settings.mini.price_input) == (
-        "toml-mini", Decimal("4.4"), Decimal("0.75"))
+        "toml-mini",
+        Decimal("4.4"),
+        Decimal("0.75"),
+    )
     assert settings.full.model == "env-full"
 
 
@@ -120,7 +144,9 @@ def test_a_tier_without_any_key_is_refused_at_start(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("TIERWISE_NANO_BASE_URL", "http://127.0.0.1:11434/v1")
     settings = load_settings()
     assert not uses_sandbox(settings)
-    with pytest.raises(ConfigError, match="mini tier has no API key: set TIERWISE_MINI_API_KEY or OPENAI_API_KEY"):
+    with pytest.raises(
+        ConfigError, match="mini tier has no API key: set TIERWISE_MINI_API_KEY or OPENAI_API_KEY"
+    ):
         resolve_tiers(settings)
 
 
@@ -131,13 +157,16 @@ def test_local_endpoint_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     assert {tier.api_key for tier in tiers.values()} == {"not-needed"}
 
 
-@pytest.mark.parametrize(("start", "ceiling", "ladder"), [
-    ("nano", "full", ["nano", "mini", "full"]),
-    ("nano", "mini", ["nano", "mini"]),
-    ("mini", "full", ["mini", "full"]),
-    ("full", "full", ["full"]),
-    ("full", "nano", ["full"]),
-    ("nano", "nano", ["nano"]),
-])
+@pytest.mark.parametrize(
+    ("start", "ceiling", "ladder"),
+    [
+        ("nano", "full", ["nano", "mini", "full"]),
+        ("nano", "mini", ["nano", "mini"]),
+        ("mini", "full", ["mini", "full"]),
+        ("full", "full", ["full"]),
+        ("full", "nano", ["full"]),
+        ("nano", "nano", ["nano"]),
+    ],
+)
 def test_climb(start: str, ceiling: str, ladder: list[str]) -> None:
     assert climb(start, ceiling) == ladder  # type: ignore[arg-type]

@@ -32,9 +32,13 @@ class DraftRequest(NodeRequest):
 
     format: Literal["text", "json"] = Field(default="text", description="text (default) or json.")
     schema_: dict[str, Any] | None = Field(
-        default=None, alias="schema", description="The JSON Schema of the document; required when format is json."
+        default=None,
+        alias="schema",
+        description="The JSON Schema of the document; required when format is json.",
     )
-    max_words: int | None = Field(default=None, ge=1, le=20_000, description="Upper bound on the text's words.")
+    max_words: int | None = Field(
+        default=None, ge=1, le=20_000, description="Upper bound on the text's words."
+    )
 
     @model_validator(mode="after")
     def _schema_matches_format(self) -> DraftRequest:
@@ -63,7 +67,10 @@ class Draft(Node[DraftRequest]):
     default_tier = "mini"
     request_model = DraftRequest
     output_description = {
-        "oneOf": [TEXT_SCHEMA, {"description": "with format json: an object valid against the request's schema"}]
+        "oneOf": [
+            TEXT_SCHEMA,
+            {"description": "with format json: an object valid against the request's schema"},
+        ]
     }
 
     def task(self, request: DraftRequest) -> Task:

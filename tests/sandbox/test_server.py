@@ -15,9 +15,9 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 from pydantic import BaseModel
+from support import Sandbox
 
 from nodes.sandbox import FaultRule, SandboxConfig, create_sandbox_app
-from support import Sandbox
 
 TICKET_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -267,9 +267,7 @@ def test_rate_limit_with_retry_headers(client: httpx.Client) -> None:
     assert response.headers["x-request-id"].startswith("req_")
 
 
-def test_rate_limit_without_retry_headers_raises_in_the_sdk(
-    sandbox: Sandbox, client: httpx.Client
-) -> None:
+def test_rate_limit_without_retry_headers_raises_in_the_sdk(sandbox: Sandbox, client: httpx.Client) -> None:
     configure(client, faults=[{"kind": "rate_limit"}])
     response = chat(client, model="gpt-4.1-nano")
     assert response.status_code == 429
