@@ -92,6 +92,8 @@ class Attempt:
     repair: bool = False
     waited_ms: int = 0
     error: str | None = None
+    elapsed_s: float = 0.0
+    waited_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The attempt as it appears in a response's ``attempts`` list."""
@@ -179,7 +181,6 @@ class Pipeline:
         deadline = started + self.limits.run_timeout_s
         attempts: list[Attempt] = []
         fallback: tuple[Any, TierName, str, float] | None = None
-        waited_s = 0.0
         report = RunReport(run_id=run_id, node=task.node, status="failed", routing=routing, attempts=attempts)
 
         def finish(status: RunStatus, detail: str = "") -> RunReport:
@@ -187,8 +188,8 @@ class Pipeline:
             report.status = status
             report.detail = detail
             report.latency_ms = round(elapsed_ms)
-            model_ms = sum(attempt.latency_ms for attempt in attempts)
-            report.overhead_ms = max(0.0, round(elapsed_ms - model_ms - waited_s * 1000, 3))
+            model_ms = sum(attempt.elapsed_s + attempt.waited_s for attempt in attempts) * 1000
+            report.overhead_ms = max(0.0, round(elapsed_ms - model_ms, 3))
             return report
 
         for tier_name in climb(routing.tier, max_tier):
@@ -199,7 +200,7 @@ class Pipeline:
             ]
             retries = repairs = 0
             repairing = False
-            pending_wait_ms = 0
+            pending_wait_s = 0.0
             while True:
                 if len(attempts) >= self.limits.max_attempts:
                     return self._give_up(
@@ -230,7 +231,7 @@ class Pipeline:
                         )
                     )
                     attempts.append(
-                        self._failed_attempt(tier, error, call_started, repairing, pending_wait_ms)
+                        self._failed_attempt(tier, error, call_started, repairing, pending_wait_s)
                     )
                     if not error.retryable or retries >= self.limits.max_retries:
                         break
@@ -243,11 +244,9 @@ class Pipeline:
                             f"{self.limits.run_timeout_s:g} s cap",
                         )
                     await self.sleep(delay)
-                    waited_s += delay
-                    pending_wait_ms = round(delay * 1000)
+                    pending_wait_s = delay
                     continue
-                pending_wait = pending_wait_ms
-                pending_wait_ms = 0
+                pending_wait, pending_wait_s = pending_wait_s, 0.0
                 outcome, value, errors = self._judge_reply(task, reply)
                 attempts.append(
                     self._attempt(tier, reply, outcome, call_started, repairing, pending_wait, errors)
@@ -318,33 +317,39 @@ class Pipeline:
         outcome: Outcome,
         started: float,
         repair: bool,
-        waited_ms: int,
+        waited_s: float,
         errors: list[str],
     ) -> Attempt:
+        elapsed = self.clock() - started
         return Attempt(
             tier=tier.name,
             model=reply.model,
             outcome=outcome,
-            latency_ms=round((self.clock() - started) * 1000),
+            latency_ms=round(elapsed * 1000),
             usage=reply.usage,
             cost_usd=cost_usd(reply.usage, tier.price),
             repair=repair,
-            waited_ms=waited_ms,
+            waited_ms=round(waited_s * 1000),
             error="; ".join(errors)[:1000] if errors else None,
+            elapsed_s=elapsed,
+            waited_s=waited_s,
         )
 
     def _failed_attempt(
-        self, tier: Tier, error: UpstreamError, started: float, repair: bool, waited_ms: int
+        self, tier: Tier, error: UpstreamError, started: float, repair: bool, waited_s: float
     ) -> Attempt:
         outcome: Outcome = error.outcome  # type: ignore[assignment]
+        elapsed = self.clock() - started
         return Attempt(
             tier=tier.name,
             model=tier.model,
             outcome=outcome,
-            latency_ms=round((self.clock() - started) * 1000),
+            latency_ms=round(elapsed * 1000),
             usage=Usage(),
             cost_usd=Decimal(0),
             repair=repair,
-            waited_ms=waited_ms,
+            waited_ms=round(waited_s * 1000),
             error=error.message,
+            elapsed_s=elapsed,
+            waited_s=waited_s,
         )

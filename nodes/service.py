@@ -75,8 +75,8 @@ class Service:
         routing = choose_start(task, request.tier, node.default_tier, request.max_tier, request.instructions)
         report = await self.pipeline.run(new_run_id(), task, routing, request.max_tier)
         body = self._body(report, request)
-        model_ms = sum(attempt.latency_ms + attempt.waited_ms for attempt in report.attempts)
-        overhead_ms = max(0.0, (time.monotonic() - received_at) * 1000 - model_ms)
+        model_s = sum(attempt.elapsed_s + attempt.waited_s for attempt in report.attempts)
+        overhead_ms = max(0.0, (time.monotonic() - received_at - model_s) * 1000)
         body["overhead_ms"] = round(overhead_ms, 3)
         headers = {
             "X-Tierwise-Run-Id": report.run_id,

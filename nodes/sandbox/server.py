@@ -286,7 +286,7 @@ def _answer(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _R
         content = wire.NON_JSON_TEXT
     elif kind == "schema_drift" and request.kind != "text":
         schema = _target_schema(request)
-        content = _json(_drift(synthesize(schema, rng), schema))
+        content = _json(_drift(synthesize(schema, rng, wire.input_text(request.messages)), schema))
     elif kind == "refusal":
         content, refusal = None, wire.REFUSAL_TEXT
     elif kind == "truncated" and content is not None:
@@ -332,7 +332,7 @@ def _normal_content(request: _Parsed, rng: random.Random) -> str:
     """Return the un-faulted answer: JSON for the JSON formats, a short paragraph for text."""
     if request.kind == "text":
         return " ".join(sentence(rng) for _ in range(rng.randint(2, 3)))
-    return _json(synthesize(_target_schema(request), rng))
+    return _json(synthesize(_target_schema(request), rng, wire.input_text(request.messages)))
 
 
 def _target_schema(request: _Parsed) -> dict[str, Any]:

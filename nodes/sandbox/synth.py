@@ -63,14 +63,29 @@ _PATTERN_CANDIDATES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def synthesize(schema: Mapping[str, Any] | bool, rng: random.Random) -> Any:
+def synthesize(schema: Mapping[str, Any] | bool, rng: random.Random, hint: str = "") -> Any:
     """Return a JSON value valid against ``schema``, drawing every random choice from ``rng``.
 
     ``schema`` is the root: ``$ref`` values such as ``#/$defs/Name``, ``#/definitions/Name`` or ``#``
     resolve against it. Nullable types and ``anyOf`` with a null branch produce the non-null value
-    unless the generator is deep inside a recursive structure.
+    unless the generator is deep inside a recursive structure. ``hint`` is the text being worked on:
+    a string enum member that the hint mentions (``feature_request`` as "feature request" too) is
+    preferred, so a classification of "a billing problem" comes out ``billing``.
     """
-    return _Synthesizer(schema, rng).value(schema, depth=0, name=None)
+    return _Synthesizer(schema, rng, hint).value(schema, depth=0, name=None)
+
+
+def mentioned(values: Sequence[Any], hint: str) -> list[Any]:
+    """The string members of ``values`` that ``hint`` mentions as whole words, in ``values`` order."""
+    text = hint.lower()
+    found = []
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            continue
+        spoken = re.sub(r"[_\-]+", " ", value.lower()).strip()
+        if any(re.search(rf"(?<!\w){re.escape(form)}(?!\w)", text) for form in {value.lower(), spoken}):
+            found.append(value)
+    return found
 
 
 def sentence(rng: random.Random, min_words: int = 8, max_words: int = 14) -> str:
@@ -85,9 +100,10 @@ def sentence(rng: random.Random, min_words: int = 8, max_words: int = 14) -> str
 class _Synthesizer:
     """Walks one root schema; holds the root (for ``$ref``) and the random source."""
 
-    def __init__(self, root: Mapping[str, Any] | bool, rng: random.Random) -> None:
+    def __init__(self, root: Mapping[str, Any] | bool, rng: random.Random, hint: str = "") -> None:
         self.root = root
         self.rng = rng
+        self.hint = hint
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -183,6 +199,9 @@ class _Synthesizer:
         if deep and None in values:
             return None
         non_null = [value for value in values if value is not None]
+        preferred = mentioned(non_null, self.hint) if self.hint else []
+        if preferred:
+            return copy.deepcopy(preferred[0])
         return copy.deepcopy(self.rng.choice(non_null)) if non_null else None
 
     def pick_type(self, schema: Mapping[str, Any], *, deep: bool) -> str:

@@ -154,3 +154,19 @@ def ratelimit_headers(
         "x-ratelimit-remaining-tokens": str(remaining_tokens),
         "x-ratelimit-reset-tokens": "0s",
     }
+
+
+def input_text(messages: Sequence[Any]) -> str:
+    """The material a request works on: the last ``<input>`` block of the user messages, else their text."""
+    texts = [
+        message["content"]
+        for message in messages
+        if isinstance(message, Mapping)
+        and message.get("role") == "user"
+        and isinstance(message.get("content"), str)
+    ]
+    joined = "\n".join(texts)
+    start, end = joined.rfind("<input>"), joined.rfind("</input>")
+    if start != -1 and end > start:
+        return joined[start + len("<input>") : end]
+    return joined

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodes.sandbox import synthesize
-from nodes.sandbox.synth import WORDS
+from nodes.sandbox.synth import WORDS, mentioned
 
 FORMAT_CHECKER = jsonschema.FormatChecker()
 # jsonschema checks these only with optional extra packages; check them with the standard library.
@@ -431,3 +431,14 @@ def test_generated_schemas_give_valid_deterministic_instances(schema: dict[str, 
     instance = synthesize(schema, random.Random(seed))
     assert_valid(schema, instance)
     assert synthesize(schema, random.Random(seed)) == instance
+
+
+def test_enum_member_mentioned_in_the_hint_is_preferred() -> None:
+    schema = {"type": "string", "enum": ["billing", "bug", "feature_request"]}
+    for seed in range(20):
+        rng = random.Random(seed)
+        assert synthesize(schema, rng, "There is a billing problem on my card") == "billing"
+        assert synthesize(schema, rng, "A feature request: dark mode") == "feature_request"
+    picks = {synthesize(schema, random.Random(seed), "nothing relevant here") for seed in range(40)}
+    assert picks == {"billing", "bug", "feature_request"}
+    assert mentioned(["bug", "billing"], "debugging the app") == []
