@@ -197,3 +197,52 @@ def test_misconfiguration_stops_start_up_with_a_sentence(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sandbox_command_serves_openai_compatible_faults(tmp_path: Path) -> None:
+    faults = tmp_path / "faults.json"
+    faults.write_text('{"faults": [{"kind": "rate_limit", "times": 1, "retry_after_ms": 250}]}')
+    port = free_port()
+    process = subprocess.Popen(
+        [*TIERWISE, "sandbox", "--port", str(port), "--faults", str(faults)],
+        env=clean_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        body = {"model": "gpt-5.4-nano", "messages": [{"role": "user", "content": "hi"}]}
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                first = httpx.post(url, json=body, timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.1)
+        assert first.status_code == 429
+        assert first.headers["retry-after-ms"] == "250"
+        assert first.json()["error"]["code"] == "rate_limit_exceeded"
+        second = httpx.post(url, json=body, timeout=5)
+        assert second.status_code == 200
+        assert second.json()["object"] == "chat.completion"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=15)
+    assert "1 fault rule(s)" in err
+
+
+def test_sandbox_command_refuses_a_bad_fault_file(tmp_path: Path) -> None:
+    faults = tmp_path / "faults.json"
+    faults.write_text('{"faults": [{"kind": "meteor"}]}')
+    result = subprocess.run(
+        [*TIERWISE, "sandbox", "--port", str(free_port()), "--faults", str(faults)],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "faults.json" in result.stderr and "faults.0.kind" in result.stderr
+    assert "Traceback" not in result.stderr
