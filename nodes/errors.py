@@ -10,7 +10,10 @@ The tree::
     │   ├── Unauthorized             401  missing or unknown API key
     │   ├── NotFound                 404  unknown node, run or path
     │   ├── MethodNotAllowed         405
+    │   ├── IdempotencyConflict      409  an Idempotency-Key reused with another body
     │   ├── PayloadTooLarge          413
+    │   ├── TooManyRequests          429  the caller's per-minute request limit is exhausted
+    │   │   └── BudgetExhausted      429  the caller's daily budget in USD is spent
     │   ├── RunFailed                502  every allowed tier failed (carries the attempts and cost)
     │   └── RunDeadlineExceeded      504  the run's wall-time cap passed
     ├── UpstreamError                one failed model call (internal: the pipeline retries or escalates)
@@ -137,6 +140,40 @@ class PayloadTooLarge(ProblemError):
     status = 413
     slug = "payload-too-large"
     title = "Payload too large"
+
+
+class IdempotencyConflict(ProblemError):
+    """An ``Idempotency-Key`` that was first used with a different request."""
+
+    status = 409
+    slug = "idempotency-conflict"
+    title = "Idempotency key reused"
+
+
+class TooManyRequests(ProblemError):
+    """The caller is over one of its limits; always carries ``Retry-After``."""
+
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+    limit: ClassVar[str] = "requests_per_minute"
+
+    def __init__(self, detail: str, *, retry_after_s: float) -> None:
+        seconds = max(1, int(retry_after_s + 0.999))
+        super().__init__(detail, headers={"Retry-After": str(seconds)})
+        self.retry_after_s = seconds
+
+    def extra_members(self) -> dict[str, Any]:
+        """Say which limit was hit and when to come back."""
+        return {"limit": self.limit, "retry_after_s": self.retry_after_s}
+
+
+class BudgetExhausted(TooManyRequests):
+    """The caller's daily budget in USD is spent; ``Retry-After`` points at the next UTC midnight."""
+
+    slug = "budget-exhausted"
+    title = "Daily budget exhausted"
+    limit = "daily_budget_usd"
 
 
 class RunFailed(ProblemError):

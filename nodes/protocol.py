@@ -28,12 +28,8 @@ class NodeRequest(BaseModel):
     )
     tier: TierChoice | None = Field(default=None, description="Where to start; default is the node's tier.")
     max_tier: TierName = Field(default="full", description="Escalation ceiling.")
-    metadata: dict[str, JsonValue] = Field(
-        default_factory=dict, description="Echoed back and stored with the run."
-    )
-    callback_url: str | None = Field(
-        default=None, description="Asynchronous mode (not enabled in this version)."
-    )
+    metadata: dict[str, JsonValue] = Field(default_factory=dict, description="Echoed back and stored with the run.")
+    callback_url: str | None = Field(default=None, description="Asynchronous mode (not enabled in this version).")
 
     @field_validator("input")
     @classmethod
@@ -44,27 +40,26 @@ class NodeRequest(BaseModel):
             raise ValueError("input must not be empty; send the text or JSON to work on")
         return value
 
-    @field_validator("callback_url")
-    @classmethod
-    def _no_async_yet(cls, value: str | None) -> str | None:
-        if value is not None:
-            raise ValueError(
-                "asynchronous mode is not enabled in this version of the service; "
-                "remove callback_url to get the result in the response"
-            )
-        return value
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
 
 
-RequestT = TypeVar("RequestT", bound=NodeRequest)
+class BatchRequest(BaseModel):
+    """``POST /v1/nodes/{node}/batch``: items, each a node request, and fields applied to every item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[JsonValue] = Field(min_length=1, description="The node requests, answered in this order.")
+    defaults: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Fields applied to every item; an item's own fields win."
+    )
 
 
 def issues_from(exc: ValidationError) -> list[FieldIssue]:
     """Translate pydantic's errors into the problem body's ``errors`` list, in plain words."""
     issues = []
     for error in exc.errors(include_url=False):
-        loc = tuple(
-            part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-"))
-        )
+        loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-")))
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown field; check the spelling against GET /v1/nodes"

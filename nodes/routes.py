@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from nodes.errors import PayloadTooLarge, Unauthorized
-from nodes.protocol import parse_json_object
-from nodes.service import Service
+from nodes.intake import Intake
+from nodes.problems import PROBLEM_JSON
+from nodes.service import NodeResponse, Service
 
 router = APIRouter()
 
@@ -19,6 +20,12 @@ def get_service(request: Request) -> Service:
     """The service instance of this app."""
     service: Service = request.app.state.service
     return service
+
+
+def get_intake(request: Request) -> Intake:
+    """The intake of this app."""
+    intake: Intake = request.app.state.intake
+    return intake
 
 
 def require_key(request: Request, service: Annotated[Service, Depends(get_service)]) -> str:
@@ -44,9 +51,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"the body is {int(declared)} bytes; the limit is {limit} (TIERWISE_MAX_BODY_BYTES)"
-        )
+        raise PayloadTooLarge(f"the body is {int(declared)} bytes; the limit is {limit} (TIERWISE_MAX_BODY_BYTES)")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -71,17 +76,61 @@ async def list_nodes(
     return {"nodes": service.catalogue()}
 
 
+def respond(result: NodeResponse) -> JSONResponse:
+    """Serialise an answer: problem+json for 4xx/5xx bodies, JSON otherwise."""
+    return JSONResponse(
+        result.body,
+        status_code=result.status,
+        headers=result.headers,
+        media_type=PROBLEM_JSON if result.is_problem else None,
+    )
+
+
 @router.post("/v1/nodes/{node_name}")
 async def run_node(
     node_name: str,
     request: Request,
-    service: Annotated[Service, Depends(get_service)],
+    intake: Annotated[Intake, Depends(get_intake)],
     key_name: Annotated[str, Depends(require_key)],
 ) -> JSONResponse:
-    """Run one node request synchronously."""
+    """Run one node request, or queue it when it carries ``callback_url``."""
     received_at = time.monotonic()
-    node = service.node(node_name)
-    raw = parse_json_object(await read_body(request, service.settings.max_body_bytes))
-    node_request = node.parse(raw)
-    result = await service.run(node, node_request, raw, api_key_name=key_name, received_at=received_at)
-    return JSONResponse(result.body, headers=result.headers)
+    raw = await read_body(request, intake.settings.max_body_bytes)
+    result = await intake.submit(
+        node_name,
+        raw,
+        key_name=key_name,
+        idempotency_key=request.headers.get("idempotency-key"),
+        received_at=received_at,
+    )
+    return respond(result)
+
+
+@router.post("/v1/nodes/{node_name}/batch")
+async def run_batch(
+    node_name: str,
+    request: Request,
+    intake: Annotated[Intake, Depends(get_intake)],
+    key_name: Annotated[str, Depends(require_key)],
+) -> JSONResponse:
+    """Run many requests to one node concurrently; answers come back in order."""
+    received_at = time.monotonic()
+    raw = await read_body(request, intake.settings.max_batch_body_bytes)
+    result = await intake.submit_batch(
+        node_name,
+        raw,
+        key_name=key_name,
+        idempotency_key=request.headers.get("idempotency-key"),
+        received_at=received_at,
+    )
+    return respond(result)
+
+
+@router.get("/v1/runs/{run_id}")
+async def get_run(
+    run_id: str,
+    intake: Annotated[Intake, Depends(get_intake)],
+    key_name: Annotated[str, Depends(require_key)],
+) -> dict[str, Any]:
+    """A run's state and, once it has finished, its answer."""
+    return intake.run_status(run_id, key_name=key_name)

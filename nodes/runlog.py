@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nodes.cost import usd_text
@@ -44,8 +46,13 @@ class RunLog:
         metadata: dict[str, Any],
         sandbox: bool,
         api_key_name: str | None,
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
-        """Store a finished run and all its attempts in one transaction."""
+        """Store a finished run and all its attempts in one transaction.
+
+        ``also`` runs inside the same transaction, so whatever depends on the run (a job marked done,
+        a callback queued, an idempotent answer stored) is committed with it or not at all.
+        """
         usage = report.usage
         with self.db.transaction() as conn:
             conn.execute(
@@ -104,6 +111,8 @@ class RunLog:
                     for seq, attempt in enumerate(report.attempts)
                 ],
             )
+            if also is not None:
+                also(conn)
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         """A stored run's row as a dict (with ``attempts`` rows), or None."""
@@ -112,7 +121,6 @@ class RunLog:
             return None
         run = dict(rows[0])
         run["attempts"] = [
-            dict(row)
-            for row in self.db.query("SELECT * FROM attempts WHERE run_id = ? ORDER BY seq", (run_id,))
+            dict(row) for row in self.db.query("SELECT * FROM attempts WHERE run_id = ? ORDER BY seq", (run_id,))
         ]
         return run

@@ -7,7 +7,9 @@ writes the run log, and returns the body and headers to send — or raises the p
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,18 +33,25 @@ SANDBOX_WARNING = (
 
 @dataclass(frozen=True)
 class NodeResponse:
-    """A successful run's body and headers."""
+    """What to answer for one run: 200 with the result, or a 502/504 problem with every attempt."""
 
+    status: int
     body: dict[str, Any]
     headers: dict[str, str]
+
+    @property
+    def is_problem(self) -> bool:
+        """True for the 502/504 problem answers."""
+        return self.status >= 400
+
+
+OnRecord = Callable[[sqlite3.Connection, NodeResponse], None]
 
 
 class Service:
     """Runs node requests and keeps their records."""
 
-    def __init__(
-        self, settings: Settings, pipeline: Pipeline, runlog: RunLog, keys: KeyRing, *, sandbox: bool
-    ) -> None:
+    def __init__(self, settings: Settings, pipeline: Pipeline, runlog: RunLog, keys: KeyRing, *, sandbox: bool) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.runlog = runlog
@@ -61,7 +70,7 @@ class Service:
         """Every node's description, for ``GET /v1/nodes``."""
         return [node.describe() for node in NODES.values()]
 
-    async def run(
+    async def execute(
         self,
         node: Node[Any],
         request: NodeRequest,
@@ -69,11 +78,17 @@ class Service:
         *,
         api_key_name: str | None,
         received_at: float,
+        run_id: str | None = None,
+        on_record: OnRecord | None = None,
     ) -> NodeResponse:
-        """Run one node request to completion; raises ``RunFailed``/``RunDeadlineExceeded`` on failure."""
+        """Run one node request to completion and record it; never raises for model failures.
+
+        ``on_record`` is called inside the transaction that stores the run, with the answer, so that
+        anything that must not outlive or predate the run record is written atomically with it.
+        """
         task = node.task(request)
         routing = choose_start(task, request.tier, node.default_tier, request.max_tier, request.instructions)
-        report = await self.pipeline.run(new_run_id(), task, routing, request.max_tier)
+        report = await self.pipeline.run(run_id or new_run_id(), task, routing, request.max_tier)
         body = self._body(report, request)
         model_s = sum(attempt.elapsed_s + attempt.waited_s for attempt in report.attempts)
         overhead_ms = max(0.0, (time.monotonic() - received_at - model_s) * 1000)
@@ -91,20 +106,20 @@ class Service:
             problem = RunDeadlineExceeded(report.detail, run_id=report.run_id, record=body)
         elif report.status == "failed":
             problem = RunFailed(self._failure_detail(report), run_id=report.run_id, record=body)
-        stored_response = problem.to_problem() if problem else body
+        response = (
+            NodeResponse(problem.status, problem.to_problem(), headers) if problem else NodeResponse(200, body, headers)
+        )
         self.runlog.record(
             report,
             baseline_cost=usd_text(self.pipeline.baseline_cost(report.usage)),
             request=raw,
-            response=stored_response,
+            response=response.body,
             metadata=request.metadata,
             sandbox=self.sandbox,
             api_key_name=api_key_name,
+            also=(lambda conn: on_record(conn, response)) if on_record else None,
         )
-        if problem is not None:
-            problem.headers.update(headers)
-            raise problem
-        return NodeResponse(body, headers)
+        return response
 
     def _body(self, report: RunReport, request: NodeRequest) -> dict[str, Any]:
         usage = report.usage
@@ -114,9 +129,7 @@ class Service:
             "node": report.node,
         }
         if report.status == "succeeded":
-            body.update(
-                output=report.output, tier=report.tier, model=report.model, escalated=report.escalated
-            )
+            body.update(output=report.output, tier=report.tier, model=report.model, escalated=report.escalated)
         body.update(
             attempts=[attempt.as_dict() for attempt in report.attempts],
             usage={

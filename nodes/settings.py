@@ -41,9 +41,7 @@ def _refuse_placeholder(value: str | None) -> str | None:
     if not stripped:
         return None
     if _PLACEHOLDER_KEY.match(stripped):
-        raise ValueError(
-            f"{stripped!r} looks like a placeholder, not a real API key; set the real key or unset it"
-        )
+        raise ValueError(f"{stripped!r} looks like a placeholder, not a real API key; set the real key or unset it")
     return stripped
 
 
@@ -64,6 +62,16 @@ class TierSettings(BaseModel):
     structured_outputs: StructuredOutputMode = Field(
         default="json_schema",
         description="json_schema (strict structured outputs) or json_object (JSON mode, schema in prompt).",
+    )
+    rpm: int | None = Field(
+        default=None,
+        gt=0,
+        description="Requests per minute to pace this tier at; learned from the upstream if unset.",
+    )
+    tpm: int | None = Field(
+        default=None,
+        gt=0,
+        description="Tokens per minute to pace this tier at; learned from the upstream if unset.",
     )
 
     _refuse_placeholder_key = field_validator("api_key")(_refuse_placeholder)
@@ -121,9 +129,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("OPENAI_API_KEY"),
         description="Fallback key for every tier without a key of its own.",
     )
-    sandbox: bool = Field(
-        default=False, description="Serve every tier from the built-in sandbox upstream, on purpose."
-    )
+    sandbox: bool = Field(default=False, description="Serve every tier from the built-in sandbox upstream, on purpose.")
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated API keys accepted besides those made by the CLI."
     )
@@ -134,9 +140,8 @@ class Settings(BaseSettings):
         description="PostgreSQL URL; not supported by this version (use TIERWISE_DB).",
     )
     max_body_bytes: int = Field(default=1_000_000, gt=0, description="Largest request body accepted.")
-    max_retries: int = Field(
-        default=3, ge=0, le=10, description="Retries of one tier on transient upstream failures."
-    )
+    max_batch_body_bytes: int = Field(default=10_000_000, gt=0, description="Largest batch request body accepted.")
+    max_retries: int = Field(default=3, ge=0, le=10, description="Retries of one tier on transient upstream failures.")
     repair_turns: int = Field(default=1, ge=0, le=3, description="Repair turns per tier on invalid output.")
     max_attempts: int = Field(default=10, ge=1, le=50, description="Hard cap on model calls in one run.")
     run_timeout_s: float = Field(default=120.0, gt=0, description="Hard cap on one run's wall time.")
@@ -146,6 +151,22 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="A server's Retry-After is honoured up to this many seconds."
     )
     max_output_tokens: int = Field(default=4096, gt=0, description="max_completion_tokens sent per call.")
+    max_batch_items: int = Field(default=1000, gt=0, description="Most items accepted in one batch request.")
+    batch_concurrency: int = Field(default=32, gt=0, description="Items of one batch run at the same time.")
+    job_workers: int = Field(default=16, gt=0, description="Asynchronous runs executed at the same time.")
+    callback_allow_private: bool = Field(
+        default=False, description="Allow callback URLs on private, loopback and link-local addresses."
+    )
+    callback_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one callback delivery.")
+    callback_deadline_s: float = Field(
+        default=86_400.0, gt=0, description="How long a callback is retried before it is given up."
+    )
+    key_rpm: int | None = Field(
+        default=None, gt=0, description="Requests per minute allowed per API key (unset: no limit)."
+    )
+    key_daily_budget_usd: Decimal | None = Field(
+        default=None, gt=0, description="USD each API key may spend per UTC day (unset: no limit)."
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -190,9 +211,7 @@ def load_settings(**overrides: Any) -> Settings:
     """Read the settings from the environment and ``TIERWISE_CONFIG``; refuse bad ones with a sentence."""
     config_path = os.environ.get("TIERWISE_CONFIG")
     if config_path and not Path(config_path).is_file():
-        raise ConfigError(
-            f"TIERWISE_CONFIG names {config_path!r}, which is not a file; fix the path or unset it."
-        )
+        raise ConfigError(f"TIERWISE_CONFIG names {config_path!r}, which is not a file; fix the path or unset it.")
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:

@@ -1,8 +1,11 @@
 """The SQLite database: one file, WAL mode, created with its tables on first use.
 
 Tables: ``runs`` (one row per node run, with its routing decision and the response it produced),
-``attempts`` (one row per model call, failed ones included) and ``api_keys`` (names and SHA-256
-hashes; the key itself is shown once and never stored).
+``attempts`` (one row per model call, failed ones included), ``api_keys`` (names, SHA-256 hashes
+and per-key limits; the key itself is shown once and never stored), ``jobs`` (asynchronous runs,
+committed before the 202), ``outbox`` (callback deliveries, kept until the receiver says 2xx or the
+deadline passes) and ``idempotency`` (the stored answer to every request sent with an
+``Idempotency-Key``). One SQLite file serves one service process.
 """
 
 from __future__ import annotations
@@ -60,11 +63,52 @@ CREATE TABLE IF NOT EXISTS attempts (
     error TEXT,
     PRIMARY KEY (run_id, seq)
 );
+CREATE INDEX IF NOT EXISTS runs_by_key_and_time ON runs (api_key_name, created_at);
 CREATE TABLE IF NOT EXISTS api_keys (
     name TEXT PRIMARY KEY,
     key_hash TEXT NOT NULL UNIQUE,
     prefix TEXT NOT NULL,
+    rpm INTEGER,
+    daily_budget_usd TEXT,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    run_id TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    request TEXT NOT NULL,
+    callback_url TEXT NOT NULL,
+    api_key_name TEXT,
+    status TEXT NOT NULL,
+    worker TEXT,
+    lease_until REAL,
+    tries INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    delivery_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    deadline_at REAL NOT NULL,
+    last_error TEXT,
+    delivered_at TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key_name TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    state TEXT NOT NULL,
+    status INTEGER,
+    headers TEXT,
+    body TEXT,
+    started_at REAL NOT NULL,
+    PRIMARY KEY (key_name, idempotency_key)
 );
 """
 
@@ -77,9 +121,7 @@ class Database:
         if path != ":memory:":
             parent = Path(path).expanduser().resolve().parent
             if not parent.is_dir():
-                raise ConfigError(
-                    f"TIERWISE_DB={path!r}: the folder {str(parent)!r} does not exist; create it first."
-                )
+                raise ConfigError(f"TIERWISE_DB={path!r}: the folder {str(parent)!r} does not exist; create it first.")
         try:
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.row_factory = sqlite3.Row

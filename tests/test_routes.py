@@ -57,12 +57,10 @@ def test_classify_success_body_headers_and_stored_record(service: Service, sandb
     [attempt] = body["attempts"]
     assert attempt["outcome"] == "ok" and attempt["tier"] == "nano"
     cost = (
-        Decimal(attempt["input_tokens"]) * Decimal("0.20")
-        + Decimal(attempt["output_tokens"]) * Decimal("1.25")
+        Decimal(attempt["input_tokens"]) * Decimal("0.20") + Decimal(attempt["output_tokens"]) * Decimal("1.25")
     ) / 10**6
     baseline = (
-        Decimal(attempt["input_tokens"]) * Decimal("2.50")
-        + Decimal(attempt["output_tokens"]) * Decimal("15.00")
+        Decimal(attempt["input_tokens"]) * Decimal("2.50") + Decimal(attempt["output_tokens"]) * Decimal("15.00")
     ) / 10**6
     assert body["usage"]["cost_usd"] == float(cost)
     assert body["usage"]["baseline_cost_usd"] == float(baseline)
@@ -143,13 +141,9 @@ def test_every_node_answers_on_its_default_tier(
 
 
 def test_requested_tier_and_max_tier_cap(service: Service) -> None:
-    body = service.http.post(
-        "/v1/nodes/classify", json={"input": "x", "labels": ["a"], "tier": "full"}
-    ).json()
+    body = service.http.post("/v1/nodes/classify", json={"input": "x", "labels": ["a"], "tier": "full"}).json()
     assert (body["tier"], body["routing"]["reason"]) == ("full", "requested tier full")
-    capped = service.http.post(
-        "/v1/nodes/judge", json={"candidate": "x", "criteria": "c", "max_tier": "mini"}
-    ).json()
+    capped = service.http.post("/v1/nodes/judge", json={"candidate": "x", "criteria": "c", "max_tier": "mini"}).json()
     assert capped["tier"] == "mini"
     assert capped["routing"]["reason"] == "node default (full); capped at max_tier mini"
 
@@ -162,9 +156,7 @@ def test_auto_moves_nested_extraction_to_mini(service: Service) -> None:
         },
         "required": ["customer"],
     }
-    body = service.http.post(
-        "/v1/nodes/extract", json={"input": "Ann", "schema": schema, "tier": "auto"}
-    ).json()
+    body = service.http.post("/v1/nodes/extract", json={"input": "Ann", "schema": schema, "tier": "auto"}).json()
     assert body["tier"] == "mini"
     assert body["routing"]["reason"] == "auto: output schema has nested objects"
 
@@ -199,14 +191,10 @@ def test_node_catalogue(service: Service) -> None:
 # --- upstream failure -----------------------------------------------------------------------------------
 
 
-def test_all_tiers_failing_is_a_502_with_every_attempt_and_the_cost(
-    service: Service, sandbox: Sandbox
-) -> None:
+def test_all_tiers_failing_is_a_502_with_every_attempt_and_the_cost(service: Service, sandbox: Sandbox) -> None:
     sandbox.configure(faults=[{"kind": "schema_drift"}])
     schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
-    response = service.http.post(
-        "/v1/nodes/extract", json={"input": "Ann", "schema": schema, "metadata": {"k": 1}}
-    )
+    response = service.http.post("/v1/nodes/extract", json={"input": "Ann", "schema": schema, "metadata": {"k": 1}})
     body = assert_problem(response, 502, "run-failed")
     assert [(a["tier"], a["outcome"], a["repair"]) for a in body["attempts"]] == [
         ("nano", "invalid_output", False),
@@ -283,9 +271,7 @@ def test_catalogue_needs_a_key(service: Service) -> None:
     ],
 )
 def test_malformed_body_is_400(service: Service, content: bytes, fragment: str) -> None:
-    response = service.http.post(
-        "/v1/nodes/classify", content=content, headers={"content-type": "application/json"}
-    )
+    response = service.http.post("/v1/nodes/classify", content=content, headers={"content-type": "application/json"})
     assert fragment in assert_problem(response, 400, "malformed-request")["detail"]
 
 
@@ -322,12 +308,6 @@ INVALID = [
         {"input": "x", "labels": [{"name": ""}]},
         ["labels", 0, "Label", "name"],
         "at least 1 character",
-    ),
-    (
-        "classify",
-        {"input": "x", "labels": ["a"], "callback_url": "http://example.com/hook"},
-        ["callback_url"],
-        "asynchronous mode is not enabled",
     ),
     ("extract", {"input": "x"}, ["schema"], "field required"),
     ("extract", {"input": "x", "schema": "object"}, ["schema"], "valid dictionary"),
@@ -382,9 +362,7 @@ def test_unsupported_schema_is_422_with_the_place(
         422,
         "unsupported-schema",
     )
-    assert any(error["loc"][: len(loc)] == loc and fragment in error["msg"] for error in body["errors"]), (
-        body["errors"]
-    )
+    assert any(error["loc"][: len(loc)] == loc and fragment in error["msg"] for error in body["errors"]), body["errors"]
     assert sandbox.requests() == []
 
 
@@ -410,8 +388,6 @@ def test_body_over_the_limit_is_413(
         for _ in range(10):
             yield b"x" * 500
 
-    chunked = service.http.post(
-        "/v1/nodes/classify", content=chunks(), headers={"content-type": "application/json"}
-    )
+    chunked = service.http.post("/v1/nodes/classify", content=chunks(), headers={"content-type": "application/json"})
     assert_problem(chunked, 413, "payload-too-large")
     assert sandbox.requests() == []

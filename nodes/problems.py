@@ -1,0 +1,66 @@
+"""Errors as HTTP answers: every failure becomes an RFC 9457 ``application/problem+json`` response.
+
+Our own ``ProblemError``s render themselves; the framework's 404/405/validation errors and anything
+unexpected are mapped here, once, so no client ever sees an HTML error page or a bare traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nodes.errors import FieldIssue, InvalidRequest, MethodNotAllowed, NotFound, ProblemError
+from nodes.protocol import summarise
+
+logger = logging.getLogger("tierwise")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(exc: ProblemError) -> JSONResponse:
+    """Render a problem as an RFC 9457 response."""
+    return JSONResponse(exc.to_problem(), status_code=exc.status, headers=exc.headers, media_type=PROBLEM_JSON)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Map every error — ours, the framework's, and the unexpected — to problem+json."""
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProblemError)
+        return problem_response(exc)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 405:
+            return problem_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+        if exc.status_code == 404:
+            return problem_response(NotFound(f"there is nothing at {request.url.path}"))
+        generic = ProblemError(str(exc.detail))
+        generic.status = exc.status_code  # type: ignore[misc]
+        return problem_response(generic)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        issues = [FieldIssue(tuple(error["loc"]), str(error["msg"])) for error in exc.errors()]
+        return problem_response(InvalidRequest(summarise(issues), errors=issues))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        body = {
+            "type": "/problems/internal-error",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "the service hit an unexpected error; it has been logged",
+            "errors": [],
+            "run_id": None,
+        }
+        return JSONResponse(body, status_code=500, media_type=PROBLEM_JSON)
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(Exception, on_unexpected)
