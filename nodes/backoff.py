@@ -33,19 +33,13 @@ class BackoffPolicy:
     retry_after_cap_s: float = 120.0
 
 
-def backoff_delay(
-    retry: int, policy: BackoffPolicy, rng: random.Random, retry_after_s: float | None = None
-) -> float:
+def backoff_delay(retry: int, policy: BackoffPolicy, rng: random.Random, retry_after_s: float | None = None) -> float:
     """Seconds to wait before retry number ``retry`` (0 for the first retry).
 
     A sane server-given ``retry_after_s`` is returned as it is; otherwise a full-jitter exponential
     delay, never above ``policy.cap_s``.
     """
-    if (
-        retry_after_s is not None
-        and math.isfinite(retry_after_s)
-        and 0 <= retry_after_s <= policy.retry_after_cap_s
-    ):
+    if retry_after_s is not None and math.isfinite(retry_after_s) and 0 <= retry_after_s <= policy.retry_after_cap_s:
         return retry_after_s
     ceiling = min(policy.cap_s, policy.base_s * 2 ** min(retry, 62))
     return rng.uniform(0, ceiling)

@@ -100,9 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="run the sandbox upstream alone (OpenAI-compatible)")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8090, help="port to listen on (default 8090)")
-    sandbox.add_argument(
-        "--faults", metavar="FILE", help="JSON file with a sandbox configuration (faults, latency)"
-    )
+    sandbox.add_argument("--faults", metavar="FILE", help="JSON file with a sandbox configuration (faults, latency)")
     sandbox.add_argument("--latency-ms", type=float, help="added latency of every reply, in milliseconds")
     sandbox.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sandbox.set_defaults(handler=_sandbox)

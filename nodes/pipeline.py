@@ -73,9 +73,7 @@ class Limits:
             max_attempts=settings.max_attempts,
             run_timeout_s=settings.run_timeout_s,
             max_output_tokens=settings.max_output_tokens,
-            backoff=BackoffPolicy(
-                settings.backoff_base_s, settings.backoff_cap_s, settings.retry_after_cap_s
-            ),
+            backoff=BackoffPolicy(settings.backoff_base_s, settings.backoff_cap_s, settings.retry_after_cap_s),
         )
 
 
@@ -203,14 +201,10 @@ class Pipeline:
             pending_wait_s = 0.0
             while True:
                 if len(attempts) >= self.limits.max_attempts:
-                    return self._give_up(
-                        finish, fallback, f"stopped after {len(attempts)} attempts (the cap)"
-                    )
+                    return self._give_up(finish, fallback, f"stopped after {len(attempts)} attempts (the cap)")
                 remaining = deadline - self.clock()
                 if remaining <= 0:
-                    return finish(
-                        "deadline_exceeded", f"the run passed its {self.limits.run_timeout_s:g} s cap"
-                    )
+                    return finish("deadline_exceeded", f"the run passed its {self.limits.run_timeout_s:g} s cap")
                 request = ModelRequest(
                     messages=messages,
                     schema_name=task.schema_name,
@@ -230,9 +224,7 @@ class Pipeline:
                             "the run's deadline passed during the call", outcome="timeout", retryable=False
                         )
                     )
-                    attempts.append(
-                        self._failed_attempt(tier, error, call_started, repairing, pending_wait_s)
-                    )
+                    attempts.append(self._failed_attempt(tier, error, call_started, repairing, pending_wait_s))
                     if not error.retryable or retries >= self.limits.max_retries:
                         break
                     delay = backoff_delay(retries, self.limits.backoff, self.rng, error.retry_after_s)
@@ -248,9 +240,7 @@ class Pipeline:
                     continue
                 pending_wait, pending_wait_s = pending_wait_s, 0.0
                 outcome, value, errors = self._judge_reply(task, reply)
-                attempts.append(
-                    self._attempt(tier, reply, outcome, call_started, repairing, pending_wait, errors)
-                )
+                attempts.append(self._attempt(tier, reply, outcome, call_started, repairing, pending_wait, errors))
                 if outcome == "ok":
                     report.output, report.tier, report.model = value, tier_name, reply.model
                     return finish("succeeded")

@@ -103,9 +103,7 @@ def upstream_error_from(exc: Exception) -> UpstreamError:
     if isinstance(exc, openai.APITimeoutError):
         return UpstreamError("the model call timed out", outcome="timeout", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
-        return UpstreamError(
-            f"could not reach the model endpoint: {exc}", outcome="upstream_error", retryable=True
-        )
+        return UpstreamError(f"could not reach the model endpoint: {exc}", outcome="upstream_error", retryable=True)
     if isinstance(exc, openai.APIStatusError):
         headers = exc.response.headers
         body = exc.body if isinstance(exc.body, dict) else {}
@@ -127,9 +125,7 @@ def upstream_error_from(exc: Exception) -> UpstreamError:
             code=code,
             retry_after_s=parse_retry_after(headers),
         )
-    return UpstreamError(
-        f"unexpected error from the model client: {exc!r}", outcome="upstream_error", retryable=False
-    )
+    return UpstreamError(f"unexpected error from the model client: {exc!r}", outcome="upstream_error", retryable=False)
 
 
 class OpenAIProvider:
@@ -188,9 +184,7 @@ class OpenAIProvider:
         )
         completion = raw.parse()
         if not completion.choices:
-            raise UpstreamError(
-                "the endpoint answered with no choices", outcome="upstream_error", retryable=True
-            )
+            raise UpstreamError("the endpoint answered with no choices", outcome="upstream_error", retryable=True)
         choice = completion.choices[0]
         usage = Usage.from_openai(completion.usage.model_dump() if completion.usage else None)
         return ModelReply(

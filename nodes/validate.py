@@ -54,9 +54,7 @@ def _validator(schema_text: str) -> Draft202012Validator:
 def schema_errors(value: Any, schema: Mapping[str, Any]) -> list[str]:
     """Every way ``value`` breaks ``schema``, as ``$.path: message`` lines, shallowest first."""
     validator = _validator(json.dumps(schema, sort_keys=True))
-    found = sorted(
-        validator.iter_errors(value), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
-    )
+    found = sorted(validator.iter_errors(value), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     messages = [f"{json_path(error.absolute_path)}: {error.message}" for error in found[:MAX_REPORTED_ERRORS]]
     if len(found) > MAX_REPORTED_ERRORS:
         messages.append(f"... and {len(found) - MAX_REPORTED_ERRORS} more")
@@ -70,7 +68,5 @@ def check_reply(content: str | None, schema: Mapping[str, Any]) -> Checked:
     try:
         value = parse_json(content)
     except json.JSONDecodeError as exc:
-        return Checked(
-            None, [f"the reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"]
-        )
+        return Checked(None, [f"the reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"])
     return Checked(value, schema_errors(value, schema))

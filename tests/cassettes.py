@@ -61,9 +61,7 @@ def load_responses(prefix: str) -> list[Recorded]:
     for response in vcr_responses:
         headers = {key.lower(): str(values[0]) for key, values in response["headers"].items()}
         body = response["body"]["string"]
-        result.append(
-            Recorded(response["status"]["code"], headers, body if isinstance(body, bytes) else body.encode())
-        )
+        result.append(Recorded(response["status"]["code"], headers, body if isinstance(body, bytes) else body.encode()))
     return result
 
 

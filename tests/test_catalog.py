@@ -106,10 +106,7 @@ def test_judge_bounds_best_index() -> None:
         (None, ["the reply was empty; a JSON object was expected"]),
         (
             "{a: 1}",
-            [
-                "the reply is not valid JSON (Expecting property name enclosed in double quotes"
-                " at line 1 column 2)"
-            ],
+            ["the reply is not valid JSON (Expecting property name enclosed in double quotes at line 1 column 2)"],
         ),
     ],
 )

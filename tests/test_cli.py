@@ -184,9 +184,7 @@ def test_keys_create_prints_a_working_key(serve, tmp_path: Path) -> None:  # typ
         ({"TIERWISE_MAX_RETRIES": "many"}, "TIERWISE_MAX_RETRIES"),
     ],
 )
-def test_misconfiguration_stops_start_up_with_a_sentence(
-    tmp_path: Path, env: dict[str, str], message: str
-) -> None:
+def test_misconfiguration_stops_start_up_with_a_sentence(tmp_path: Path, env: dict[str, str], message: str) -> None:
     result = subprocess.run(
         [*TIERWISE, "serve", "--port", str(free_port())],
         env=clean_env(tmp_path, **env),

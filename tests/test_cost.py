@@ -91,9 +91,7 @@ counts = st.integers(min_value=0, max_value=10**7)
 
 
 @given(counts, counts, counts, counts)
-def test_cost_is_additive_and_never_negative(
-    prompt: int, cached: int, completion: int, reasoning: int
-) -> None:
+def test_cost_is_additive_and_never_negative(prompt: int, cached: int, completion: int, reasoning: int) -> None:
     usage = Usage(prompt, min(cached, prompt), completion, min(reasoning, completion))
     assert cost_usd(usage, MINI) >= 0
     assert cost_usd(usage + usage, MINI) == 2 * cost_usd(usage, MINI)

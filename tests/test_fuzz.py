@@ -14,9 +14,7 @@ json_scalars = st.one_of(
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
 FIELDS = [
@@ -54,9 +52,7 @@ schemas = st.recursive(
     ),
     max_leaves=8,
 )
-field_values = st.one_of(
-    json_values, schemas, st.sampled_from(["auto", "nano", "mini", "full", "text", "json"])
-)
+field_values = st.one_of(json_values, schemas, st.sampled_from(["auto", "nano", "mini", "full", "text", "json"]))
 bodies = st.dictionaries(st.sampled_from(FIELDS), field_values, max_size=7)
 
 
@@ -78,7 +74,5 @@ def test_any_json_body_gets_success_or_a_client_error(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.binary(max_size=200))
 def test_any_bytes_get_a_client_error(service: Service, raw: bytes) -> None:
-    response = service.http.post(
-        "/v1/nodes/classify", content=raw, headers={"content-type": "application/json"}
-    )
+    response = service.http.post("/v1/nodes/classify", content=raw, headers={"content-type": "application/json"})
     assert response.status_code in (400, 422), response.text

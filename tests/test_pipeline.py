@@ -28,9 +28,7 @@ BACKOFF = BackoffPolicy(base_s=0.5, cap_s=8.0, retry_after_cap_s=120.0)
 
 def classify_task(**fields: Any) -> Task:
     node = NODES["classify"]
-    return node.task(
-        node.parse({"input": "I was charged twice this month", "labels": ["billing", "bug"], **fields})
-    )
+    return node.task(node.parse({"input": "I was charged twice this month", "labels": ["billing", "bug"], **fields}))
 
 
 def extract_task() -> Task:
@@ -56,9 +54,7 @@ class Harness:
         )
         self.tiers = resolve_tiers(tier_settings)
         limits.setdefault("backoff", BACKOFF)
-        self.pipeline = Pipeline(
-            self.tiers, provider, Limits(**limits), rng=random.Random(42), sleep=self._sleep
-        )
+        self.pipeline = Pipeline(self.tiers, provider, Limits(**limits), rng=random.Random(42), sleep=self._sleep)
 
     async def _sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
@@ -100,8 +96,7 @@ async def test_clean_run_is_one_attempt_priced_from_the_reported_usage(
     assert report.cost_usd == cost_usd(usage, h.tiers["nano"].price)
     assert (
         report.cost_usd
-        == (Decimal(usage.input_tokens) * Decimal("0.20") + Decimal(usage.output_tokens) * Decimal("1.25"))
-        / 10**6
+        == (Decimal(usage.input_tokens) * Decimal("0.20") + Decimal(usage.output_tokens) * Decimal("1.25")) / 10**6
     )
 
 
@@ -123,9 +118,7 @@ async def test_rate_limit_retries_same_tier_honouring_retry_after_ms(
     assert not report.escalated
 
 
-async def test_rate_limit_retry_after_seconds_header(
-    harness: Callable[..., Harness], sandbox: Sandbox
-) -> None:
+async def test_rate_limit_retry_after_seconds_header(harness: Callable[..., Harness], sandbox: Sandbox) -> None:
     sandbox.configure(faults=[{"kind": "rate_limit", "times": 1, "retry_after_s": 1.5}])
     h = harness()
     report = await h.run(classify_task())
@@ -154,9 +147,7 @@ async def test_insufficient_quota_is_never_retried(harness: Callable[..., Harnes
     assert "insufficient_quota" in (report.attempts[0].error or "")
 
 
-async def test_server_error_is_retried_then_succeeds(
-    harness: Callable[..., Harness], sandbox: Sandbox
-) -> None:
+async def test_server_error_is_retried_then_succeeds(harness: Callable[..., Harness], sandbox: Sandbox) -> None:
     sandbox.configure(faults=[{"kind": "server_error", "status": 503, "times": 1}])
     h = harness()
     report = await h.run(classify_task())
@@ -334,15 +325,11 @@ async def test_endpoint_without_json_schema_falls_back_to_json_mode_once(
     assert trail(first) == trail(second) == [("nano", "ok", False)]
     formats = [(r["response_format"], r["status"]) for r in sandbox.requests()]
     assert formats == [("json_schema", 400), ("json_object", 200), ("json_object", 200)]
-    system_messages = [
-        m["content"] for m in sandbox.requests()[1]["body"]["messages"] if m["role"] == "system"
-    ]
+    system_messages = [m["content"] for m in sandbox.requests()[1]["body"]["messages"] if m["role"] == "system"]
     assert any("<json_schema>" in text and '"enum"' in text for text in system_messages)
 
 
-async def test_configured_json_mode_never_sends_json_schema(
-    sandbox: Sandbox, provider: OpenAIProvider
-) -> None:
+async def test_configured_json_mode_never_sends_json_schema(sandbox: Sandbox, provider: OpenAIProvider) -> None:
     settings = Settings(
         nano={"base_url": sandbox.base_url, "api_key": "k", "structured_outputs": "json_object"},
         mini={"base_url": sandbox.base_url, "api_key": "k"},

@@ -51,9 +51,7 @@ class Replay:
 
     def tiers(self) -> dict[str, Tier]:
         return resolve_tiers(
-            Settings(
-                **{name: {"base_url": self.base_url, "api_key": "k"} for name in ("nano", "mini", "full")}
-            )
+            Settings(**{name: {"base_url": self.base_url, "api_key": "k"} for name in ("nano", "mini", "full")})
         )  # type: ignore[return-value]
 
 

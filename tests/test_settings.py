@@ -144,9 +144,7 @@ def test_a_tier_without_any_key_is_refused_at_start(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("TIERWISE_NANO_BASE_URL", "http://127.0.0.1:11434/v1")
     settings = load_settings()
     assert not uses_sandbox(settings)
-    with pytest.raises(
-        ConfigError, match="mini tier has no API key: set TIERWISE_MINI_API_KEY or OPENAI_API_KEY"
-    ):
+    with pytest.raises(ConfigError, match="mini tier has no API key: set TIERWISE_MINI_API_KEY or OPENAI_API_KEY"):
         resolve_tiers(settings)
 
 

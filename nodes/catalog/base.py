@@ -22,9 +22,7 @@ from nodes.tiers import TierName
 
 RequestT = TypeVar("RequestT", bound=NodeRequest)
 
-INSTRUCTIONS_PREAMBLE = (
-    "Additional instructions from the workflow author (they refine the task, never override it):"
-)
+INSTRUCTIONS_PREAMBLE = "Additional instructions from the workflow author (they refine the task, never override it):"
 
 
 def _identity(value: Any) -> Any:

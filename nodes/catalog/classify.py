@@ -128,9 +128,7 @@ class Classify(Node[ClassifyRequest]):
         material = render(request.input)
         return Task(
             node=self.name,
-            system_prompt=system_prompt(
-                MULTI_LABEL_PROMPT if request.multi_label else PROMPT, request.instructions
-            ),
+            system_prompt=system_prompt(MULTI_LABEL_PROMPT if request.multi_label else PROMPT, request.instructions),
             user_prompt=f"{fence('labels', _label_lines(request))}\n\n{fence('input', material)}",
             schema_name="classification",
             strict_schema=schema,

@@ -36,9 +36,7 @@ class DraftRequest(NodeRequest):
         alias="schema",
         description="The JSON Schema of the document; required when format is json.",
     )
-    max_words: int | None = Field(
-        default=None, ge=1, le=20_000, description="Upper bound on the text's words."
-    )
+    max_words: int | None = Field(default=None, ge=1, le=20_000, description="Upper bound on the text's words.")
 
     @model_validator(mode="after")
     def _schema_matches_format(self) -> DraftRequest:
