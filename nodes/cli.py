@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 
 import uvicorn
 
@@ -62,7 +63,7 @@ def _keys_create(args: argparse.Namespace) -> int:
     settings = load_settings()
     db = Database(settings.db)
     try:
-        key = KeyRing(db, settings.api_keys).create(args.name)
+        key = KeyRing(db, settings.api_keys).create(args.name, rpm=args.rpm, daily_budget_usd=args.daily_budget_usd)
     finally:
         db.close()
     print(key)
@@ -74,11 +75,12 @@ def _keys_list(args: argparse.Namespace) -> int:
     settings = load_settings()
     db = Database(settings.db)
     try:
-        rows = db.query("SELECT name, prefix, created_at FROM api_keys ORDER BY created_at")
+        rows = db.query("SELECT name, prefix, rpm, daily_budget_usd, created_at FROM api_keys ORDER BY created_at")
     finally:
         db.close()
     for row in rows:
-        print(f"{row['name']}\t{row['prefix']}…\t{row['created_at']}")
+        limits = f"rpm={row['rpm'] or '-'} budget={row['daily_budget_usd'] or '-'}"
+        print(f"{row['name']}\t{row['prefix']}…\t{limits}\t{row['created_at']}")
     if settings.api_keys:
         print(f"(+{len(settings.api_keys)} from TIERWISE_API_KEYS)")
     return 0
@@ -109,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True, help="a name to recognise the key by")
+    create.add_argument("--rpm", type=int, help="this key's requests per minute (default: TIERWISE_KEY_RPM)")
+    create.add_argument(
+        "--daily-budget-usd", type=Decimal, help="this key's spend per UTC day (default: TIERWISE_KEY_DAILY_BUDGET_USD)"
+    )
     create.set_defaults(handler=_keys_create)
     listing = key_commands.add_parser("list", help="list key names (never the keys)")
     listing.set_defaults(handler=_keys_list)

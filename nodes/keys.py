@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
+from decimal import Decimal
 
 from nodes.errors import InvalidRequest
 from nodes.storage import Database
@@ -29,16 +30,23 @@ class KeyRing:
         self.db = db
         self._env_hashes = [(f"env-{index + 1}", hash_key(key)) for index, key in enumerate(env_keys)]
 
-    def create(self, name: str) -> str:
-        """Make, store and return a new key called ``name``; the key is not retrievable later."""
+    def create(self, name: str, *, rpm: int | None = None, daily_budget_usd: Decimal | None = None) -> str:
+        """Make, store and return a new key called ``name``; the key is not retrievable later.
+
+        ``rpm`` and ``daily_budget_usd`` are this key's own limits, overriding the service-wide defaults.
+        """
         if not name.strip():
             raise InvalidRequest("a key needs a name")
+        if rpm is not None and rpm < 1:
+            raise InvalidRequest("--rpm must be at least 1")
+        if daily_budget_usd is not None and daily_budget_usd <= 0:
+            raise InvalidRequest("--daily-budget-usd must be more than 0")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         try:
             with self.db.transaction() as conn:
                 conn.execute(
-                    "INSERT INTO api_keys (name, key_hash, prefix) VALUES (?, ?, ?)",
-                    (name, hash_key(key), key[:7]),
+                    "INSERT INTO api_keys (name, key_hash, prefix, rpm, daily_budget_usd) VALUES (?, ?, ?, ?, ?)",
+                    (name, hash_key(key), key[:7], rpm, str(daily_budget_usd) if daily_budget_usd else None),
                 )
         except sqlite3.IntegrityError as exc:
             raise InvalidRequest(f"a key named {name!r} exists already; choose another name") from exc

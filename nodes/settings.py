@@ -158,6 +158,10 @@ class Settings(BaseSettings):
         default=False, description="Allow callback URLs on private, loopback and link-local addresses."
     )
     callback_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one callback delivery.")
+    callback_backoff_base_s: float = Field(
+        default=1.0, gt=0, description="First wait before a failed callback delivery is retried; it doubles."
+    )
+    callback_backoff_cap_s: float = Field(default=300.0, gt=0, description="Longest wait between deliveries.")
     callback_deadline_s: float = Field(
         default=86_400.0, gt=0, description="How long a callback is retried before it is given up."
     )

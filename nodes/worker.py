@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 IDLE_POLL_S = 1.0
 DELIVERY_BATCH = 32
-DELIVERY_BACKOFF = BackoffPolicy(base_s=1.0, cap_s=300.0, retry_after_cap_s=3600.0)
 MAX_JOB_TRIES = 3
 
 
@@ -55,6 +54,9 @@ class Workers:
         self.deadline_s = settings.callback_deadline_s
         self.callback_timeout_s = settings.callback_timeout_s
         self.allow_private = settings.callback_allow_private
+        self.delivery_backoff = BackoffPolicy(
+            base_s=settings.callback_backoff_base_s, cap_s=settings.callback_backoff_cap_s, retry_after_cap_s=3600.0
+        )
         self.jobs_added = asyncio.Event()
         self.deliveries_added = asyncio.Event()
         self.rng = random.Random()
@@ -173,6 +175,6 @@ class Workers:
             self.queue.delivered(delivery.delivery_id)
             return
         advice = parse_retry_after(result.headers) if result.headers else None
-        delay = backoff_delay(delivery.attempts, DELIVERY_BACKOFF, self.rng, advice)
+        delay = backoff_delay(delivery.attempts, self.delivery_backoff, self.rng, advice)
         if not self.queue.failed(delivery, result.error or "delivery failed", retry_in_s=delay):
             logger.error("gave up delivering run %s to its callback: %s", delivery.run_id, result.error)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import CLIENT_KEY, Sandbox, Service
+from support import CLIENT_KEY, Receiver, Sandbox, Service
 
 from nodes.app import create_app
 from nodes.loopback import LoopbackServer
@@ -78,3 +78,18 @@ def start_service() -> Iterator[Callable[[Settings], Service]]:
 def service(start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings]) -> Service:
     """The service with default limits, every tier on the sandbox."""
     return start_service(make_settings())
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A callback receiver on loopback."""
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def async_service(start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings]) -> Service:
+    """The service with loopback callbacks allowed and fast callback retries."""
+    return start_service(
+        make_settings(callback_allow_private=True, callback_backoff_base_s=0.05, callback_backoff_cap_s=0.2)
+    )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from nodes.loopback import LoopbackServer
 from nodes.sandbox import SandboxConfig, create_sandbox_app
@@ -64,3 +69,48 @@ class Service:
         self.settings = settings
         self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}, timeout=30)
         self.anonymous = httpx.Client(base_url=url, timeout=30)
+
+
+class Receiver:
+    """A callback receiver on loopback that records every delivery and answers as scripted.
+
+    ``answers`` is consumed one per request (status codes, or (status, headers)); 200 once it is empty.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.answers: list[int | tuple[int, dict[str, str]]] = []
+
+        async def hook(request: Request) -> Response:
+            body = await request.body()
+            self.received.append(
+                {
+                    "path": request.scope["raw_path"].decode()
+                    + ("?" + request.scope["query_string"].decode() if request.scope["query_string"] else ""),
+                    "headers": {key.lower(): value for key, value in request.headers.items()},
+                    "body": body,
+                }
+            )
+            answer = self.answers.pop(0) if self.answers else 200
+            status, headers = answer if isinstance(answer, tuple) else (answer, {})
+            return Response(status_code=status, headers=headers)
+
+        self._server = LoopbackServer(Starlette(routes=[Route("/{path:path}", hook, methods=["POST"])]))
+        self.url = ""
+
+    def __enter__(self) -> Receiver:
+        self.url = self._server.start_in_thread()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.stop_thread()
+
+    def wait_for(self, count: int, timeout_s: float = 15.0) -> list[dict[str, Any]]:
+        """Block until ``count`` deliveries have arrived; fail the test after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.received) < count:
+            assert time.monotonic() < deadline, f"{len(self.received)} of {count} deliveries arrived"
+            time.sleep(0.02)
+        return list(self.received)
