@@ -24,13 +24,14 @@ from nodes.pipeline import Limits, Pipeline
 from nodes.problems import install_problem_handlers
 from nodes.provider import OpenAIProvider, Provider
 from nodes.quotas import Quotas
+from nodes.ratelimit import Limiters
 from nodes.routes import router
 from nodes.runlog import RunLog
 from nodes.sandbox import SandboxConfig, create_sandbox_app
 from nodes.service import Service
 from nodes.settings import Settings, load_settings
 from nodes.storage import Database
-from nodes.tiers import resolve_tiers, uses_sandbox
+from nodes.tiers import LADDER, resolve_tiers, uses_sandbox
 from nodes.worker import Workers
 
 logger = logging.getLogger("tierwise")
@@ -56,7 +57,8 @@ def create_app(
     db = Database(settings.db)
     keys = KeyRing(db, settings.api_keys)
     chosen_provider: Provider = provider or OpenAIProvider()
-    pipeline = Pipeline(tiers or {}, chosen_provider, Limits.from_settings(settings))
+    pacing = Limiters({name: (settings.tier(name).rpm, settings.tier(name).tpm) for name in LADDER})
+    pipeline = Pipeline(tiers or {}, chosen_provider, Limits.from_settings(settings), pacing=pacing)
     service = Service(settings, pipeline, RunLog(db), keys, sandbox=sandbox)
     queue = JobQueue(db)
     workers = Workers(service, queue)

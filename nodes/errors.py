@@ -217,6 +217,7 @@ class UpstreamError(TierwiseError):
         status: int | None = None,
         code: str | None = None,
         retry_after_s: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -225,6 +226,7 @@ class UpstreamError(TierwiseError):
         self.status = status
         self.code = code
         self.retry_after_s = retry_after_s
+        self.headers = dict(headers or {})
 
 
 class ConfigError(TierwiseError):

@@ -30,6 +30,7 @@ from nodes.catalog import Task
 from nodes.cost import Usage, cost_usd, total_usage
 from nodes.errors import UpstreamError
 from nodes.provider import ModelReply, ModelRequest, Provider
+from nodes.ratelimit import Limiters
 from nodes.routing import Decision
 from nodes.settings import Settings
 from nodes.tiers import Tier, TierName, climb
@@ -46,6 +47,16 @@ Outcome = Literal[
     "timeout",
 ]
 RunStatus = Literal["succeeded", "failed", "deadline_exceeded"]
+
+OUTPUT_ESTIMATE_TOKENS = 256
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(messages: list[dict[str, str]], max_output_tokens: int) -> int:
+    """A cheap guess at a call's tokens, for pacing; corrected with the real usage afterwards."""
+    chars = sum(len(message["content"]) for message in messages)
+    return chars // CHARS_PER_TOKEN + min(max_output_tokens, OUTPUT_ESTIMATE_TOKENS)
+
 
 REPAIR_PROMPT = (
     "Your previous reply was not acceptable:\n{errors}\n"
@@ -161,10 +172,12 @@ class Pipeline:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        pacing: Limiters | None = None,
     ) -> None:
         self.tiers = tiers
         self.provider = provider
         self.limits = limits
+        self.pacing = pacing
         self.rng = rng or random.Random()
         self.clock = clock
         self.sleep = sleep
@@ -212,10 +225,24 @@ class Pipeline:
                     max_output_tokens=self.limits.max_output_tokens,
                     timeout_s=min(tier.timeout_s, remaining),
                 )
+                pacer = self.pacing[tier_name] if self.pacing is not None else None
+                estimate = estimate_tokens(messages, self.limits.max_output_tokens)
+                if pacer is not None:
+                    try:
+                        async with asyncio.timeout(remaining):
+                            pending_wait_s += await pacer.acquire(estimate)
+                    except TimeoutError:
+                        return finish(
+                            "deadline_exceeded", "the run's deadline passed while waiting for the tier's rate limit"
+                        )
+                    remaining = deadline - self.clock()
                 call_started = self.clock()
                 try:
                     async with asyncio.timeout(remaining):
                         reply = await self.provider.complete(tier, request)
+                    if pacer is not None:
+                        pacer.settle(estimate, reply.usage.input_tokens + reply.usage.output_tokens)
+                        pacer.observe_headers(reply.headers)
                 except (UpstreamError, TimeoutError) as exc:
                     error = (
                         exc
@@ -224,6 +251,10 @@ class Pipeline:
                             "the run's deadline passed during the call", outcome="timeout", retryable=False
                         )
                     )
+                    if pacer is not None and error.headers:
+                        pacer.observe_headers(error.headers)
+                    if pacer is not None and error.status == 429 and error.code != "insufficient_quota":
+                        pacer.observe_rate_limited(error.retry_after_s)
                     attempts.append(self._failed_attempt(tier, error, call_started, repairing, pending_wait_s))
                     if not error.retryable or retries >= self.limits.max_retries:
                         break

@@ -124,6 +124,7 @@ def upstream_error_from(exc: Exception) -> UpstreamError:
             status=status,
             code=code,
             retry_after_s=parse_retry_after(headers),
+            headers={key.lower(): value for key, value in headers.items()},
         )
     return UpstreamError(f"unexpected error from the model client: {exc!r}", outcome="upstream_error", retryable=False)
 

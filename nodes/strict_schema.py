@@ -2,9 +2,10 @@
 
 Tierwise asks OpenAI-compatible endpoints for ``response_format: {"type": "json_schema",
 "json_schema": {..., "schema": <strict schema>, "strict": true}}``. Strict mode accepts only a subset
-of JSON Schema (``docs``: gateways-and-openai.md §5 "Structured Outputs"): every object must list
-all its properties in ``required`` and set ``additionalProperties: false``, optional fields are
-written as nullable, a handful of keywords are not understood at all, and there are size limits.
+of JSON Schema (OpenAI's structured-outputs guide; our notes: gateways-and-openai.md §5): every
+object must list all its properties in ``required`` and set ``additionalProperties: false``,
+optional fields are written as nullable, a handful of keywords are not understood at all, and
+there are size limits.
 This module is in charge of that boundary, and of nothing else:
 
 * :func:`check_user_schema` says whether a request's schema is valid JSON Schema (draft 2020-12)
@@ -61,10 +62,10 @@ MAX_TOTAL_ENUM_VALUES: Final = 1_000
 STRING_ENUM_SIZE_THRESHOLD: Final = 250
 MAX_STRING_ENUM_CHARS: Final = 15_000
 MAX_TOTAL_CHARS: Final = 120_000
-# Our own guard: JSON nesting (objects and arrays of the schema document itself) beyond which the
-# recursive meta-schema check would exhaust Python's stack. A schema within the limits above is far
-# shallower than this.
-MAX_JSON_DEPTH: Final = 100
+# Our own guard: JSON nesting of the schema document itself (objects and arrays), checked before the
+# recursive meta-schema check, which would otherwise exhaust Python's stack (a RecursionError, i.e.
+# a 500) on a hostile schema. A schema within the limits above needs far less.
+MAX_JSON_DEPTH: Final = 64
 
 SUPPORTED_FORMATS: Final = frozenset(
     {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
@@ -120,12 +121,8 @@ _REJECTED: Final[Mapping[str, str]] = {
         "(for example with enum)"
     ),
     "if": "if/then/else is not supported in structured outputs; use anyOf with one schema per case instead",
-    "then": (
-        "if/then/else is not supported in structured outputs; use anyOf with one schema per case instead"
-    ),
-    "else": (
-        "if/then/else is not supported in structured outputs; use anyOf with one schema per case instead"
-    ),
+    "then": ("if/then/else is not supported in structured outputs; use anyOf with one schema per case instead"),
+    "else": ("if/then/else is not supported in structured outputs; use anyOf with one schema per case instead"),
     "dependentRequired": f"dependentRequired is not supported in structured outputs; {_DEPENDENCY_HINT}",
     "dependentSchemas": f"dependentSchemas is not supported in structured outputs; {_DEPENDENCY_HINT}",
     "dependencies": f"dependencies is not supported in structured outputs; {_DEPENDENCY_HINT}",
@@ -153,8 +150,7 @@ _REJECTED: Final[Mapping[str, str]] = {
 }
 
 _FREE_FORM_MAP = (
-    "additionalProperties: free-form maps are not supported in structured outputs; "
-    "list the properties instead"
+    "additionalProperties: free-form maps are not supported in structured outputs; list the properties instead"
 )
 _NO_PROPERTIES = (
     "properties: an object without properties is a free-form map, which structured outputs do not "
@@ -164,6 +160,9 @@ _ANY_VALUE = (
     "this schema accepts any value, which structured outputs cannot express; give it a type "
     '("string", "number", "integer", "boolean", "object", "array" or "null"), an enum, a const, '
     "an anyOf or a $ref"
+)
+_NO_TYPE = (
+    'this schema has no type; add "type": "{type}" (structured outputs cannot express a schema that accepts any value)'
 )
 _NOTHING = "this schema (false) accepts no value at all; remove it or give it a type"
 _ROOT_ANY_OF = (
@@ -193,23 +192,16 @@ _MAX_REF_HOPS: Final = 64
 def check_user_schema(schema: object, *, loc: Loc = ("schema",)) -> None:
     """Raise :class:`UnsupportedSchema` unless ``schema`` is a usable user schema.
 
-    Usable means: a JSON object, valid against the draft 2020-12 meta-schema (the first
-    meta-schema error is reported with its message and its path inside the schema, appended to
-    ``loc``), whose root is ``"type": "object"`` with ``properties``. It does not check the
-    structured-outputs subset; :func:`to_strict` does that.
+    Usable means: a JSON object nested at most :data:`MAX_JSON_DEPTH` levels, valid against the
+    draft 2020-12 meta-schema (the first meta-schema error is reported with its message and its
+    path inside the schema, appended to ``loc``), whose root is ``"type": "object"`` with
+    ``properties``. It does not check the structured-outputs subset; :func:`to_strict` does that.
     """
     if not isinstance(schema, Mapping):
         _raise([FieldIssue(loc, f"the schema must be a JSON object, got {_json_type(schema)}")])
     document = dict(schema)
     if _json_depth(document) > MAX_JSON_DEPTH:
-        _raise(
-            [
-                FieldIssue(
-                    loc,
-                    f"the schema is nested more than {MAX_JSON_DEPTH} levels deep; flatten it",
-                )
-            ]
-        )
+        _raise([FieldIssue(loc, f"the schema is nested more than {MAX_JSON_DEPTH} levels deep; flatten it")])
     try:
         Draft202012Validator.check_schema(document)
     except SchemaError as err:
@@ -233,7 +225,9 @@ def to_strict(schema: Mapping[str, Any], *, loc: Loc = ("schema",)) -> dict[str,
     ``title``/``description`` on the wrapper; an ``anyOf`` gets a ``{"type": "null"}`` branch);
     ``oneOf`` becomes ``anyOf``; root ``definitions`` become ``$defs`` and their refs are rewritten;
     shape-neutral keywords strict mode does not take are dropped, as are ``title``/``description``
-    next to a ``$ref`` that is not wrapped (strict mode refuses keywords beside ``$ref``).
+    next to a ``$ref`` that is not wrapped (strict mode refuses keywords beside ``$ref``), unknown
+    keywords, and object/array keywords under a ``type`` that has no object/array (they had no
+    effect there).
 
     Raises :class:`UnsupportedSchema` listing every construct that cannot be expressed, each
     issue's ``loc`` being ``loc`` plus the path inside the schema.
@@ -305,9 +299,7 @@ class _Converter:
             )
         return strict
 
-    def node(
-        self, node: Any, path: Loc, depth: int, *, nullable: bool, is_root: bool = False
-    ) -> dict[str, Any]:
+    def node(self, node: Any, path: Loc, depth: int, *, nullable: bool, is_root: bool = False) -> dict[str, Any]:
         """Convert one subschema; ``depth`` is the number of object schemas enclosing it."""
         if not isinstance(node, Mapping):
             self.issue(path, _ANY_VALUE if node is True else _NOTHING)
@@ -318,8 +310,15 @@ class _Converter:
         is_object = "object" in types
         is_array = "array" in types
         level = depth + 1 if is_object else depth
-        if not any(key in node for key in _SHAPE_KEYWORDS):
-            self.issue(path, _ANY_VALUE)
+        shaped = any(key in node for key in _SHAPE_KEYWORDS)
+        if not shaped and not any(key in _REJECTED for key in node):
+            # With a rejected keyword present, its own issue says enough.
+            if any(key in node for key in ("properties", "required", "additionalProperties")):
+                self.issue(path, _NO_TYPE.format(type="object"))
+            elif any(key in node for key in ("items", "minItems", "maxItems")):
+                self.issue(path, _NO_TYPE.format(type="array"))
+            else:
+                self.issue(path, _ANY_VALUE)
         out: dict[str, Any] = {}
         for key, value in node.items():
             here = (*path, key)
@@ -346,13 +345,13 @@ class _Converter:
             elif key == "properties":
                 if is_object:
                     out[key] = self.properties(node, value, here, level)
-                elif not types:
+                elif shaped and not types:
                     self.issue(here, 'properties only apply to objects; add "type": "object" next to them')
             elif key == "required":
                 if is_object:
                     out[key] = []  # filled in below, keeping the key's place
                     self.check_required(node, here)
-                elif not types:
+                elif shaped and not types:
                     self.issue(here, 'required only applies to objects; add "type": "object" next to it')
             elif key == "additionalProperties":
                 if value is not False:
@@ -362,19 +361,16 @@ class _Converter:
             elif key == "items":
                 if is_array:
                     out[key] = self.node(value, here, level, nullable=False)
-                elif not types:
+                elif shaped and not types:
                     self.issue(here, 'items only applies to arrays; add "type": "array" next to it')
             elif key in ("anyOf", "oneOf"):
                 if is_root:
                     self.issue(here, _ROOT_ANY_OF)
                 elif key == "oneOf" and "anyOf" in node:
-                    self.issue(
-                        here, "oneOf cannot be combined with anyOf in one schema; keep only one of them"
-                    )
+                    self.issue(here, "oneOf cannot be combined with anyOf in one schema; keep only one of them")
                 else:
                     out["anyOf"] = [
-                        self.node(branch, (*here, index), level, nullable=False)
-                        for index, branch in enumerate(value)
+                        self.node(branch, (*here, index), level, nullable=False) for index, branch in enumerate(value)
                     ]
             elif key == "$ref":
                 out[key] = self.ref(value, here, depth)
@@ -382,16 +378,15 @@ class _Converter:
                 if is_root:
                     self.definitions(out.setdefault("$defs", {}), key, value)
                 else:
-                    self.issue(
-                        here, f"{key} is only supported at the root of the schema; move it there as $defs"
-                    )
+                    self.issue(here, f"{key} is only supported at the root of the schema; move it there as $defs")
             # Everything else (_DROPPED and unknown keywords) is left out of the strict copy.
 
         if is_object:
             if isinstance(node.get("properties"), Mapping):
                 out["required"] = list(out.get("properties", {}))
                 out["additionalProperties"] = False
-            else:
+            elif not any(_is_map_keyword(key, value) for key, value in node.items()):
+                # A free-form-map keyword already has its own issue saying to list the properties.
                 self.issue((*path, "properties"), _NO_PROPERTIES)
             if level == MAX_OBJECT_DEPTH + 1:
                 self.issue(
@@ -416,9 +411,7 @@ class _Converter:
             self.count_enum(enum, (*path, "enum"))
         return result
 
-    def properties(
-        self, node: Mapping[str, Any], props: Mapping[str, Any], path: Loc, level: int
-    ) -> dict[str, Any]:
+    def properties(self, node: Mapping[str, Any], props: Mapping[str, Any], path: Loc, level: int) -> dict[str, Any]:
         required = node.get("required")
         required_names = set(required) if isinstance(required, list) else set()
         out: dict[str, Any] = {}
@@ -551,9 +544,7 @@ class _Restorer:
             return self.restore_branches(
                 instance,
                 schema,
-                lambda branch: (
-                    isinstance(branch.get("properties"), Mapping) and keys <= set(branch["properties"])
-                ),
+                lambda branch: isinstance(branch.get("properties"), Mapping) and keys <= set(branch["properties"]),
             )
         if isinstance(instance, list):
             if "items" in schema:
@@ -561,9 +552,7 @@ class _Restorer:
             return self.restore_branches(instance, schema, lambda branch: "items" in branch)
         return copy.deepcopy(instance)
 
-    def restore_object(
-        self, instance: dict[str, Any], schema: Mapping[str, Any], props: Mapping[str, Any]
-    ) -> Any:
+    def restore_object(self, instance: dict[str, Any], schema: Mapping[str, Any], props: Mapping[str, Any]) -> Any:
         required = schema.get("required")
         required_names = set(required) if isinstance(required, list) else set()
         out: dict[str, Any] = {}
@@ -637,6 +626,12 @@ def _make_nullable(out: dict[str, Any]) -> dict[str, Any]:
     if isinstance(branches, list) and not any(_is_null_branch(branch) for branch in branches):
         branches.append({"type": "null"})
     return out
+
+
+def _is_map_keyword(key: str, value: Any) -> bool:
+    if key == "additionalProperties":
+        return value is not False
+    return key in ("patternProperties", "propertyNames", "unevaluatedProperties")
 
 
 def _wrap_nullable(out: dict[str, Any]) -> dict[str, Any]:

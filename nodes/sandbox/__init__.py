@@ -6,11 +6,15 @@ answers ``json_schema`` requests with values synthesized to satisfy the schema, 
 requests from a ``<json_schema>`` block in the prompt, and text requests with a plausible paragraph,
 with OpenAI's exact body shape, usage arithmetic and headers. A ``SandboxConfig`` adds latency and
 faults (rate limits, quota errors, 5xx, slow replies, non-JSON, schema drift, refusals, truncation,
-canned content) so retry, repair and escalation paths can be exercised deterministically.
+canned content) so retry, repair and escalation paths can be exercised deterministically, and
+OpenAI-style per-model rate limits (``rate_limit_rpm``/``rate_limit_tpm`` token buckets answering 429
+with exact ``retry-after-ms`` and real ``x-ratelimit-*`` headers). ``GET /_sandbox/stats`` counts
+served, rate-limited and faulted requests; ``log_requests=False`` turns off the request log.
 
 * ``create_sandbox_app``: the FastAPI app (``server``).
 * ``SandboxConfig``, ``FaultRule``, ``load_sandbox_config``: configuration (``faults``).
 * ``synthesize``: JSON Schema to a valid instance (``synth``).
+* Token buckets behind the rate limits (``limits``).
 """
 
 from nodes.sandbox.faults import FaultRule, SandboxConfig, load_sandbox_config

@@ -65,7 +65,22 @@ class FaultRule(BaseModel):
 
 
 class SandboxConfig(BaseModel):
-    """Everything that shapes the sandbox's replies; replaced as a whole by ``PUT /_sandbox/config``."""
+    """Everything that shapes the sandbox's replies; replaced as a whole by ``PUT /_sandbox/config``.
+
+    Rate limits, enforced like OpenAI's for every model name separately (see ``nodes.sandbox.limits``):
+
+    * ``rate_limit_rpm``: requests per minute per model; ``None`` means no limit.
+    * ``rate_limit_tpm``: tokens per minute per model, a request costing its prompt tokens plus its
+      ``max_completion_tokens``/``max_tokens`` if given, else the completion tokens it is answered
+      with; ``None`` means no limit.
+    * ``rate_limit_burst_s``: each bucket holds this many seconds of refill (at least one unit).
+
+    A request refused by a bucket gets OpenAI's 429 ``rate_limit_exceeded`` with exact ``retry-after-ms``
+    and ``retry-after``. Replacing the configuration starts every bucket full again.
+
+    ``log_requests=False`` stops ``GET /_sandbox/requests`` from recording (it grows without bound
+    otherwise); ``GET /_sandbox/stats`` counts either way.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -76,6 +91,10 @@ class SandboxConfig(BaseModel):
     seed: int | None = None
     cached_prompt_tokens: int = Field(default=0, ge=0)
     reasoning_tokens: int = Field(default=0, ge=0)
+    rate_limit_rpm: int | None = Field(default=None, ge=1, strict=True)
+    rate_limit_tpm: int | None = Field(default=None, ge=1, strict=True)
+    rate_limit_burst_s: float = Field(default=1.0, gt=0, allow_inf_nan=False, strict=True)
+    log_requests: bool = True
 
 
 def load_sandbox_config(path: str | None) -> SandboxConfig:
@@ -99,8 +118,7 @@ def load_sandbox_config(path: str | None) -> SandboxConfig:
         return SandboxConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}"
-            for error in exc.errors()
+            f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}" for error in exc.errors()
         )
         raise ConfigError(f"sandbox config {path!r} is invalid: {problems}") from exc
 

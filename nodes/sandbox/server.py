@@ -3,14 +3,27 @@
 Endpoints:
 
 * ``POST /v1/chat/completions``: answers ``json_schema``, ``json_object`` and text requests, or
-  injects the first matching fault from the ``SandboxConfig``.
+  injects the first matching fault from the ``SandboxConfig``, or refuses the request with 429 when
+  the model's rate-limit bucket is empty.
 * ``GET /v1/models``: the models requested so far, in OpenAI's list shape.
-* ``GET``/``PUT /_sandbox/config``: read or replace the whole configuration.
-* ``GET``/``DELETE /_sandbox/requests``: the log of chat-completion requests, in arrival order.
+* ``GET``/``PUT /_sandbox/config``: read or replace the whole configuration (``PUT`` also refills
+  every rate-limit bucket).
+* ``GET /_sandbox/requests``: the log of chat-completion requests, in arrival order (kept only while
+  ``log_requests`` is on).
+* ``GET /_sandbox/stats``: ``{"served", "rate_limited", "faults": {kind: n}, "by_model": {model:
+  {"served", "rate_limited"}}}``: 200 replies, 429s from the rate-limit buckets, faults delivered.
+* ``DELETE /_sandbox/requests``: empty the log and zero the stats.
 
-All state lives in a ``SandboxState`` on ``app.state.sandbox``, so several apps can share a process.
-A chat completion is decided (parsed, fault picked, body built, logged) without awaiting anything;
-only then does it sleep for the configured latency, so faults fire in arrival order.
+A chat completion is checked in this order: body validation (400), fault rules that answer with an
+error (``rate_limit``, ``insufficient_quota``, ``server_error``; these never touch the buckets), the
+rate-limit buckets (429 ``rate_limit_exceeded``; an admitted request takes from them at once), then
+the latency sleep. A non-error fault (``slow``, ``refusal``...) refused by a bucket is not spent: its
+``times`` is given back.
+
+All state lives in a ``SandboxState`` on ``app.state.sandbox``, so several apps can share a process;
+its ``clock`` (``time.monotonic`` unless injected) drives the buckets. A chat completion is decided
+(parsed, fault picked, bucket taken from, body built, logged) without awaiting anything; only then
+does it sleep for the configured latency, so faults and limits apply in arrival order.
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ import hashlib
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,38 +42,92 @@ from fastapi.responses import JSONResponse
 
 from nodes.sandbox import wire
 from nodes.sandbox.faults import FaultRule, SandboxConfig, pick_fault
+from nodes.sandbox.limits import Admission, RateLimiter
 from nodes.sandbox.synth import sentence, synthesize
 
-__all__ = ["SandboxState", "create_sandbox_app"]
+__all__ = ["SandboxState", "SandboxStats", "create_sandbox_app"]
 
 FormatKind = Literal["json_schema", "json_object", "text"]
 
 _JSON_SCHEMA_UNSUPPORTED = (
     "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
 )
+_ERROR_FAULTS = frozenset({"rate_limit", "insufficient_quota", "server_error"})
+
+
+@dataclass
+class SandboxStats:
+    """Counters behind ``GET /_sandbox/stats``; zeroed by ``DELETE /_sandbox/requests``."""
+
+    served: int = 0
+    rate_limited: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    by_model: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count_served(self, model: str) -> None:
+        """Count one 200 chat completion for ``model``."""
+        self.served += 1
+        self._model(model)["served"] += 1
+
+    def count_rate_limited(self, model: str) -> None:
+        """Count one 429 from ``model``'s rate-limit buckets."""
+        self.rate_limited += 1
+        self._model(model)["rate_limited"] += 1
+
+    def count_fault(self, kind: str) -> None:
+        """Count one delivered fault of ``kind``."""
+        self.faults[kind] = self.faults.get(kind, 0) + 1
+
+    def as_json(self) -> dict[str, Any]:
+        """A copy in the shape ``GET /_sandbox/stats`` returns."""
+        return {
+            "served": self.served,
+            "rate_limited": self.rate_limited,
+            "faults": dict(self.faults),
+            "by_model": {model: dict(counts) for model, counts in self.by_model.items()},
+        }
+
+    def _model(self, model: str) -> dict[str, int]:
+        return self.by_model.setdefault(model, {"served": 0, "rate_limited": 0})
 
 
 @dataclass
 class SandboxState:
-    """Mutable state of one sandbox app: its configuration, random source, counters and logs."""
+    """Mutable state of one sandbox app: its configuration, random source, clock, buckets, counters and logs.
+
+    ``issued`` numbers completion ids and is never reset; ``stats`` is. ``clock`` returns seconds
+    and may be replaced (before or between requests) to drive the rate-limit buckets in tests.
+    """
 
     config: SandboxConfig
     rng: random.Random
+    clock: Callable[[], float] = time.monotonic
     started: int = field(default_factory=lambda: int(time.time()))
-    served: int = 0
+    issued: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     models: dict[str, None] = field(default_factory=dict)
+    stats: SandboxStats = field(default_factory=SandboxStats)
+    limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = _limiter(self.config)
 
     @classmethod
-    def from_config(cls, config: SandboxConfig) -> SandboxState:
+    def from_config(cls, config: SandboxConfig, *, clock: Callable[[], float] = time.monotonic) -> SandboxState:
         """Build a fresh state from a (copied) configuration."""
         config = config.model_copy(deep=True)
-        return cls(config=config, rng=random.Random(config.seed))
+        return cls(config=config, rng=random.Random(config.seed), clock=clock)
 
     def replace_config(self, config: SandboxConfig) -> None:
-        """Swap in a new configuration and re-seed the random source from it."""
+        """Swap in a new configuration, re-seed the random source and refill every rate-limit bucket."""
         self.config = config.model_copy(deep=True)
         self.rng = random.Random(self.config.seed)
+        self.limiter = _limiter(self.config)
+
+    def clear(self) -> None:
+        """Empty the request log and zero the stats."""
+        self.requests.clear()
+        self.stats = SandboxStats()
 
     def latency_s(self) -> float:
         """Return the configured latency plus uniform jitter, in seconds, never negative."""
@@ -78,6 +146,20 @@ class _Reply:
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     delay_ms: int = 0
+
+
+@dataclass
+class _Draft:
+    """A successful answer before the rate-limit check: what it says and what it costs."""
+
+    content: str | None
+    refusal: str | None
+    finish_reason: str
+    prompt: int
+    completion: int
+    reasoning: int
+    delay_ms: int
+    budget: int
 
 
 class _BadRequest(Exception):
@@ -101,9 +183,12 @@ class _Parsed:
     max_tokens: int | None
 
 
-def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
-    """Build a sandbox app; ``config`` is copied, so later changes go through ``PUT /_sandbox/config``."""
-    state = SandboxState.from_config(config or SandboxConfig())
+def create_sandbox_app(config: SandboxConfig | None = None, *, clock: Callable[[], float] = time.monotonic) -> FastAPI:
+    """Build a sandbox app; ``config`` is copied, so later changes go through ``PUT /_sandbox/config``.
+
+    ``clock`` (seconds) drives the rate-limit buckets; tests pass a fake one to avoid real waiting.
+    """
+    state = SandboxState.from_config(config or SandboxConfig(), clock=clock)
     app = FastAPI(title="Tierwise sandbox upstream", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
 
@@ -127,23 +212,20 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
             if parsed.kind == "json_schema" and not state.config.supports_json_schema:
                 raise _BadRequest(_JSON_SCHEMA_UNSUPPORTED, param="response_format")
         except _BadRequest as exc:
-            reply = _Reply(
-                400, wire.error_body(exc.message, "invalid_request_error", param=exc.param, code=exc.code)
-            )
+            reply = _Reply(400, wire.error_body(exc.message, "invalid_request_error", param=exc.param, code=exc.code))
         else:
             state.models[parsed.model] = None
             rule = pick_fault(state.config.faults, parsed.model, state.rng)
-            entry["fault"] = rule.kind if rule is not None else None
-            reply = _answer(state, parsed, rule)
+            reply, entry["fault"] = _answer(state, parsed, rule)
         entry["status"] = reply.status
-        state.requests.append(entry)
+        if state.config.log_requests:
+            state.requests.append(entry)
         return await _respond(state, reply)
 
     @app.get("/v1/models")
     async def list_models() -> Response:
         data = [
-            {"id": name, "object": "model", "created": state.started, "owned_by": "sandbox"}
-            for name in state.models
+            {"id": name, "object": "model", "created": state.started, "owned_by": "sandbox"} for name in state.models
         ]
         return await _respond(state, _Reply(200, {"object": "list", "data": data}))
 
@@ -162,8 +244,12 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.delete("/_sandbox/requests", status_code=204)
     async def clear_requests() -> Response:
-        state.requests.clear()
+        state.clear()
         return Response(status_code=204)
+
+    @app.get("/_sandbox/stats")
+    async def get_stats() -> dict[str, Any]:
+        return state.stats.as_json()
 
     return app
 
@@ -186,9 +272,7 @@ def _parse(body: Any) -> _Parsed:
             "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
         )
     if not isinstance(messages, list):
-        raise _BadRequest(
-            "Invalid type for 'messages': expected an array.", param="messages", code="invalid_type"
-        )
+        raise _BadRequest("Invalid type for 'messages': expected an array.", param="messages", code="invalid_type")
     if not messages:
         raise _BadRequest(
             "Invalid 'messages': empty array. Expected an array with minimum length 1.",
@@ -199,9 +283,7 @@ def _parse(body: Any) -> _Parsed:
         raise _BadRequest("The sandbox does not support 'stream': true.", param="stream")
     kind, schema = _parse_format(body.get("response_format"))
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (
-        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
-    ):
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
         raise _BadRequest("Invalid 'max_tokens': expected a positive integer.", param="max_tokens")
     return _Parsed(model=model, messages=messages, kind=kind, schema=schema, max_tokens=max_tokens)
 
@@ -252,10 +334,37 @@ def _has_bearer(authorization: str | None) -> bool:
 # -- answering ------------------------------------------------------------------------------------
 
 
-def _answer(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _Reply:
-    """Build the reply for a valid request, with ``rule`` (if any) applied."""
-    kind = rule.kind if rule is not None else None
-    if kind == "rate_limit" and rule is not None:
+def _answer(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> tuple[_Reply, str | None]:
+    """Reply to a valid request and say which fault (if any) was delivered, updating the stats.
+
+    Error faults answer at once. Otherwise the answer is drafted, so its token cost is known, and put
+    to the model's buckets: refused, it becomes a 429 and ``rule`` gets its ``times`` back; admitted,
+    it is numbered and sent.
+    """
+    error = _fault_error(request, rule)
+    if error is not None and rule is not None:
+        state.stats.count_fault(rule.kind)
+        return error, rule.kind
+    draft = _draft(state, request, rule)
+    admission: Admission | None = None
+    if state.limiter.enabled:
+        admission = state.limiter.admit(request.model, draft.budget, state.clock())
+        if admission.limited_by is not None:
+            if rule is not None and rule.times is not None:
+                rule.times += 1
+            state.stats.count_rate_limited(request.model)
+            return _rate_limited(request, draft.budget, admission), None
+    if rule is not None:
+        state.stats.count_fault(rule.kind)
+    state.stats.count_served(request.model)
+    return _completion(state, request, draft, admission), rule.kind if rule is not None else None
+
+
+def _fault_error(request: _Parsed, rule: FaultRule | None) -> _Reply | None:
+    """The error reply of a ``rate_limit``, ``insufficient_quota`` or ``server_error`` rule, else None."""
+    if rule is None or rule.kind not in _ERROR_FAULTS:
+        return None
+    if rule.kind == "rate_limit":
         body = wire.error_body(
             wire.RATE_LIMIT_MESSAGE.format(model=request.model), "requests", code="rate_limit_exceeded"
         )
@@ -267,13 +376,14 @@ def _answer(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _R
         if rule.retry_after_ms is not None:
             headers["retry-after-ms"] = str(rule.retry_after_ms)
         return _Reply(429, body, headers)
-    if kind == "insufficient_quota":
-        return _Reply(
-            429, wire.error_body(wire.QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota")
-        )
-    if kind == "server_error" and rule is not None:
-        return _Reply(rule.status, wire.error_body(wire.SERVER_ERROR_MESSAGE, "server_error"))
+    if rule.kind == "insufficient_quota":
+        return _Reply(429, wire.error_body(wire.QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"))
+    return _Reply(rule.status, wire.error_body(wire.SERVER_ERROR_MESSAGE, "server_error"))
 
+
+def _draft(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _Draft:
+    """Work out a 200 answer with ``rule`` (a non-error fault, if any) applied, and its token cost."""
+    kind = rule.kind if rule is not None else None
     rng = _content_rng(state.config.seed, request)
     content: str | None = _normal_content(request, rng)
     refusal: str | None = None
@@ -303,29 +413,95 @@ def _answer(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _R
         reasoning = min(reasoning, completion_limit)
     else:
         completion = wire.completion_tokens(content if refusal is None else refusal) + reasoning
-    state.served += 1
-    body = wire.completion_body(
-        number=state.served,
-        created=int(time.time()),
-        model=request.model,
+    budget = prompt + (request.max_tokens if request.max_tokens is not None else completion)
+    return _Draft(
         content=content,
         refusal=refusal,
         finish_reason=finish_reason,
+        prompt=prompt,
+        completion=completion,
+        reasoning=reasoning,
+        delay_ms=delay_ms,
+        budget=budget,
+    )
+
+
+def _completion(state: SandboxState, request: _Parsed, draft: _Draft, admission: Admission | None) -> _Reply:
+    """Number an admitted draft and build its ``chat.completion`` reply."""
+    state.issued += 1
+    body = wire.completion_body(
+        number=state.issued,
+        created=int(time.time()),
+        model=request.model,
+        content=draft.content,
+        refusal=draft.refusal,
+        finish_reason=draft.finish_reason,
         usage=wire.usage(
-            prompt=prompt,
-            completion=completion,
-            cached=min(state.config.cached_prompt_tokens, prompt),
-            reasoning=reasoning,
+            prompt=draft.prompt,
+            completion=draft.completion,
+            cached=min(state.config.cached_prompt_tokens, draft.prompt),
+            reasoning=draft.reasoning,
         ),
     )
-    budget = prompt + (request.max_tokens if request.max_tokens is not None else completion)
+    headers = _limit_headers(admission, draft.budget)
+    headers["openai-version"] = "2020-10-01"
+    return _Reply(200, body, headers, delay_ms=draft.delay_ms)
+
+
+def _rate_limited(request: _Parsed, budget: int, admission: Admission) -> _Reply:
+    """OpenAI's 429 for a request a bucket refused, with the exact wait in ``retry-after(-ms)``."""
+    kind = admission.limited_by
+    view = admission.requests if kind == "requests" else admission.tokens
+    assert kind is not None and view is not None
+    wait_ms = max(1, wire.ceil_ms(admission.retry_after_s))
+    message = wire.RATE_LIMIT_REACHED.format(
+        model=request.model,
+        kind=kind,
+        unit="RPM" if kind == "requests" else "TPM",
+        limit=view.limit,
+        used=view.limit - view.remaining,
+        requested=1 if kind == "requests" else budget,
+        wait=wire.format_reset(wait_ms),
+    )
+    headers = _limit_headers(admission, budget)
+    headers["retry-after-ms"] = str(wait_ms)
+    headers["retry-after"] = str(-(-wait_ms // 1000))
+    return _Reply(429, wire.error_body(message, kind, code="rate_limit_exceeded"), headers)
+
+
+def _limit_headers(admission: Admission | None, budget: int) -> dict[str, str]:
+    """The ``x-ratelimit-*`` trios: real bucket values where a limit is set, the fixed ones elsewhere."""
+    requests = admission.requests if admission is not None else None
+    tokens = admission.tokens if admission is not None else None
     headers = wire.ratelimit_headers(
         remaining_requests=wire.REQUEST_LIMIT - 1,
         remaining_tokens=max(0, wire.TOKEN_LIMIT - budget),
         reset_requests="6ms",
     )
-    headers["openai-version"] = "2020-10-01"
-    return _Reply(200, body, headers, delay_ms=delay_ms)
+    if requests is not None:
+        headers.update(
+            wire.ratelimit_trio(
+                "requests",
+                limit=requests.limit,
+                remaining=requests.remaining,
+                reset=wire.format_reset(wire.ceil_ms(requests.reset_s)),
+            )
+        )
+    if tokens is not None:
+        headers.update(
+            wire.ratelimit_trio(
+                "tokens",
+                limit=tokens.limit,
+                remaining=tokens.remaining,
+                reset=wire.format_reset(wire.ceil_ms(tokens.reset_s)),
+            )
+        )
+    return headers
+
+
+def _limiter(config: SandboxConfig) -> RateLimiter:
+    """Fresh (full) buckets for the configuration's limits."""
+    return RateLimiter(rpm=config.rate_limit_rpm, tpm=config.rate_limit_tpm, burst_s=config.rate_limit_burst_s)
 
 
 def _normal_content(request: _Parsed, rng: random.Random) -> str:
@@ -366,9 +542,7 @@ def _drift(value: Any, schema: dict[str, Any]) -> dict[str, Any]:
 
 def _content_rng(seed: int | None, request: _Parsed) -> random.Random:
     """Return a random source fixed by the seed and the request, so equal requests get equal answers."""
-    payload = json.dumps(
-        [request.model, request.messages, request.kind, request.schema], sort_keys=True, default=str
-    )
+    payload = json.dumps([request.model, request.messages, request.kind, request.schema], sort_keys=True, default=str)
     return random.Random(f"{seed}|{hashlib.sha256(payload.encode()).hexdigest()}")
 
 

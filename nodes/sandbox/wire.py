@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "RATE_LIMIT_MESSAGE",
+    "RATE_LIMIT_REACHED",
     "QUOTA_MESSAGE",
     "SERVER_ERROR_MESSAGE",
     "REFUSAL_TEXT",
@@ -27,11 +28,18 @@ __all__ = [
     "last_json_schema_block",
     "request_id",
     "ratelimit_headers",
+    "ratelimit_trio",
+    "ceil_ms",
+    "format_reset",
 ]
 
 RATE_LIMIT_MESSAGE = (
     "Rate limit reached for {model} in organization org-sandbox on requests per min (RPM): "
     "Limit 500, Used 500, Requested 1. Please try again in 20ms."
+)
+RATE_LIMIT_REACHED = (
+    "Rate limit reached for {model} in organization org-sandbox on {kind} per min ({unit}): "
+    "Limit {limit}, Used {used}, Requested {requested}. Please try again in {wait}."
 )
 QUOTA_MESSAGE = "You exceeded your current quota, please check your plan and billing details."
 SERVER_ERROR_MESSAGE = "The server had an error while processing your request. Sorry about that!"
@@ -44,9 +52,7 @@ TOKEN_LIMIT = 30_000_000
 _JSON_SCHEMA_BLOCK = re.compile(r"<json_schema>(.*?)</json_schema>", re.DOTALL)
 
 
-def error_body(
-    message: str, type_: str, *, param: str | None = None, code: str | None = None
-) -> dict[str, Any]:
+def error_body(message: str, type_: str, *, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     """OpenAI's error envelope: ``{"error": {"message", "type", "param", "code"}}``."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
@@ -57,18 +63,14 @@ def message_text(content: Any) -> str:
         return content
     if isinstance(content, Sequence):
         return "".join(
-            part["text"]
-            for part in content
-            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+            part["text"] for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)
         )
     return ""
 
 
 def prompt_tokens(messages: Sequence[Any]) -> int:
     """``ceil(characters of all message contents / 4) + 3`` per message."""
-    characters = sum(
-        len(message_text(message.get("content"))) for message in messages if isinstance(message, Mapping)
-    )
+    characters = sum(len(message_text(message.get("content"))) for message in messages if isinstance(message, Mapping))
     return math.ceil(characters / 4) + 3 * len(messages)
 
 
@@ -145,15 +147,45 @@ def ratelimit_headers(
     reset_requests: str,
     limit_requests: int = REQUEST_LIMIT,
 ) -> dict[str, str]:
-    """Build the ``x-ratelimit-*`` request and token trios."""
+    """Build the ``x-ratelimit-*`` request and token trios with the fixed limits of an unlimited sandbox."""
     return {
-        "x-ratelimit-limit-requests": str(limit_requests),
-        "x-ratelimit-remaining-requests": str(remaining_requests),
-        "x-ratelimit-reset-requests": reset_requests,
-        "x-ratelimit-limit-tokens": str(TOKEN_LIMIT),
-        "x-ratelimit-remaining-tokens": str(remaining_tokens),
-        "x-ratelimit-reset-tokens": "0s",
+        **ratelimit_trio("requests", limit=limit_requests, remaining=remaining_requests, reset=reset_requests),
+        **ratelimit_trio("tokens", limit=TOKEN_LIMIT, remaining=remaining_tokens, reset="0s"),
     }
+
+
+def ratelimit_trio(kind: str, *, limit: int, remaining: int, reset: str) -> dict[str, str]:
+    """Build one ``x-ratelimit-{limit,remaining,reset}-<kind>`` trio (``kind`` is requests or tokens)."""
+    return {
+        f"x-ratelimit-limit-{kind}": str(limit),
+        f"x-ratelimit-remaining-{kind}": str(remaining),
+        f"x-ratelimit-reset-{kind}": reset,
+    }
+
+
+def ceil_ms(seconds: float) -> int:
+    """``seconds`` in whole milliseconds, rounded up; float noise of under a nanosecond is ignored."""
+    return max(0, math.ceil(seconds * 1000 - 1e-6))
+
+
+def format_reset(milliseconds: int) -> str:
+    """A duration as OpenAI's ``x-ratelimit-reset-*`` headers write it (Go's ``Duration.String``).
+
+    ``0s``, ``6ms``, ``999ms``, ``1s``, ``1.2s``, ``59.997s``, ``1m0s``, ``1m26.4s``, ``1h0m0s``.
+    """
+    if milliseconds <= 0:
+        return "0s"
+    if milliseconds < 1000:
+        return f"{milliseconds}ms"
+    hours, rest = divmod(milliseconds, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    whole, fraction = divmod(rest, 1000)
+    seconds = f"{whole}.{fraction:03d}".rstrip("0") if fraction else str(whole)
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
 
 
 def input_text(messages: Sequence[Any]) -> str:
@@ -161,9 +193,7 @@ def input_text(messages: Sequence[Any]) -> str:
     texts = [
         message["content"]
         for message in messages
-        if isinstance(message, Mapping)
-        and message.get("role") == "user"
-        and isinstance(message.get("content"), str)
+        if isinstance(message, Mapping) and message.get("role") == "user" and isinstance(message.get("content"), str)
     ]
     joined = "\n".join(texts)
     start, end = joined.rfind("<input>"), joined.rfind("</input>")

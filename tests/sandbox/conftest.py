@@ -12,9 +12,7 @@ from support import Sandbox
 @pytest.fixture(scope="session")
 def session_client(sandbox_server: Sandbox) -> Iterator[httpx.Client]:
     """One keep-alive HTTP client on the sandbox root, with a bearer key."""
-    with httpx.Client(
-        base_url=sandbox_server.url, headers={"Authorization": "Bearer sk-test"}, timeout=10
-    ) as http:
+    with httpx.Client(base_url=sandbox_server.url, headers={"Authorization": "Bearer sk-test"}, timeout=10) as http:
         yield http
 
 

@@ -19,9 +19,7 @@ def test_load_defaults_without_a_path() -> None:
 
 def test_load_a_valid_file(tmp_path: Path) -> None:
     path = tmp_path / "sandbox.json"
-    path.write_text(
-        json.dumps({"latency_ms": 5, "faults": [{"kind": "slow", "delay_ms": 10, "model": "gpt-*"}]})
-    )
+    path.write_text(json.dumps({"latency_ms": 5, "faults": [{"kind": "slow", "delay_ms": 10, "model": "gpt-*"}]}))
     config = load_sandbox_config(str(path))
     assert config.latency_ms == 5
     assert config.faults == [FaultRule(kind="slow", delay_ms=10, model="gpt-*")]

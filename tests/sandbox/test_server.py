@@ -246,9 +246,7 @@ def test_text_reply_is_a_deterministic_paragraph(client: httpx.Client) -> None:
 
 
 def test_content_parts_count_towards_prompt_tokens(client: httpx.Client) -> None:
-    messages = [
-        {"role": "user", "content": [{"type": "text", "text": "x" * 17}, {"type": "text", "text": "y"}]}
-    ]
+    messages = [{"role": "user", "content": [{"type": "text", "text": "x" * 17}, {"type": "text", "text": "y"}]}]
     response = client.post("/v1/chat/completions", json={"model": "m", "messages": messages})
     assert response.json()["usage"]["prompt_tokens"] == math.ceil(18 / 4) + 3
 
@@ -436,8 +434,7 @@ def test_json_schema_unsupported(client: httpx.Client) -> None:
     assert response.status_code == 400
     assert response.json() == {
         "error": {
-            "message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported "
-            "with this model.",
+            "message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
             "type": "invalid_request_error",
             "param": "response_format",
             "code": None,
@@ -555,6 +552,10 @@ def test_put_config_replaces_the_whole_config(client: httpx.Client) -> None:
         "seed": None,
         "cached_prompt_tokens": 5,
         "reasoning_tokens": 0,
+        "rate_limit_rpm": None,
+        "rate_limit_tpm": None,
+        "rate_limit_burst_s": 1.0,
+        "log_requests": True,
     }
 
 

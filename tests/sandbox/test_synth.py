@@ -87,9 +87,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "nested": obj(
         {
             "customer": obj({"name": {"type": "string"}, "email": {"type": "string", "format": "email"}}),
-            "order": obj(
-                {"id": {"type": "string", "format": "uuid"}, "total": {"type": "number", "minimum": 0}}
-            ),
+            "order": obj({"id": {"type": "string", "format": "uuid"}, "total": {"type": "number", "minimum": 0}}),
         }
     ),
     "arrays": obj(
@@ -128,9 +126,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "defs-and-refs": {
-        "$defs": {
-            "Money": obj({"amount": {"type": "number", "multipleOf": 0.01}, "currency": {"enum": ["EUR"]}})
-        },
+        "$defs": {"Money": obj({"amount": {"type": "number", "multipleOf": 0.01}, "currency": {"enum": ["EUR"]}})},
         "definitions": {"Id": {"type": "string", "format": "uuid"}},
         **obj({"price": {"$ref": "#/$defs/Money"}, "id": {"$ref": "#/definitions/Id"}}),
     },
