@@ -72,13 +72,18 @@ class JobQueue:
         )
 
     def recover(self) -> int:
-        """Queue again every job a dead process left running; returns how many."""
+        """Take back what a dead process held: queue its running jobs again, free its deliveries in flight.
+
+        Returns how many jobs were queued again. A delivery that was in flight may have reached its
+        receiver; it is sent again with the same delivery id.
+        """
         with self.db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE jobs SET status = 'queued', worker = NULL, lease_until = NULL "
                 "WHERE status = 'running' AND (worker IS NULL OR worker != ?)",
                 (self.worker_id,),
             )
+            conn.execute("UPDATE outbox SET leased_until = NULL WHERE status = 'pending' AND leased_until IS NOT NULL")
             return cursor.rowcount
 
     def claim(self, lease_s: float) -> Job | None:
@@ -151,11 +156,12 @@ class JobQueue:
         with self.db.transaction() as conn:
             rows = conn.execute(
                 "SELECT delivery_id, run_id, url, body, attempts, deadline_at FROM outbox "
-                "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
-                (now, limit),
+                "WHERE status = 'pending' AND next_attempt_at <= ? AND (leased_until IS NULL OR leased_until < ?) "
+                "ORDER BY next_attempt_at LIMIT ?",
+                (now, now, limit),
             ).fetchall()
             conn.executemany(
-                "UPDATE outbox SET next_attempt_at = ? WHERE delivery_id = ?",
+                "UPDATE outbox SET leased_until = ? WHERE delivery_id = ?",
                 [(now + lease_s, row["delivery_id"]) for row in rows],
             )
         return [
@@ -175,7 +181,7 @@ class JobQueue:
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, last_error = NULL, "
-                "delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE delivery_id = ?",
+                "leased_until = NULL, delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE delivery_id = ?",
                 (delivery_id,),
             )
 
@@ -185,7 +191,8 @@ class JobQueue:
         retry = now + retry_in_s <= delivery.deadline_at
         with self.db.transaction() as conn:
             conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, status = ? "
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, status = ?, "
+                "leased_until = NULL "
                 "WHERE delivery_id = ?",
                 (error, now + retry_in_s, "pending" if retry else "expired", delivery.delivery_id),
             )
@@ -201,7 +208,9 @@ class JobQueue:
 
     def wake_time(self) -> float | None:
         """Seconds until the next pending delivery is due (0 if one is due now), or None if none is pending."""
-        rows = self.db.query("SELECT MIN(next_attempt_at) AS t FROM outbox WHERE status = 'pending'")
+        rows = self.db.query(
+            "SELECT MIN(MAX(next_attempt_at, COALESCE(leased_until, 0))) AS t FROM outbox WHERE status = 'pending'"
+        )
         if not rows or rows[0]["t"] is None:
             return None
         return max(0.0, float(rows[0]["t"]) - time.time())

@@ -94,6 +94,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     status TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
+    leased_until REAL,
     deadline_at REAL NOT NULL,
     last_error TEXT,
     delivered_at TEXT

@@ -60,7 +60,9 @@ class Workers:
         self.jobs_added = asyncio.Event()
         self.deliveries_added = asyncio.Event()
         self.rng = random.Random()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._job_tasks: list[asyncio.Task[None]] = []
+        self._delivery_task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._http: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
@@ -69,24 +71,41 @@ class Workers:
         if recovered:
             logger.warning("requeued %d asynchronous run(s) left unfinished by a previous process", recovered)
         self._http = httpx.AsyncClient(timeout=self.callback_timeout_s, follow_redirects=False)
-        self._tasks = [asyncio.create_task(self._job_loop(), name=f"job-worker-{n}") for n in range(self.worker_count)]
-        self._tasks.append(asyncio.create_task(self._delivery_loop(), name="callback-deliverer"))
+        self._stopping = False
+        self._job_tasks = [
+            asyncio.create_task(self._job_loop(), name=f"job-worker-{n}") for n in range(self.worker_count)
+        ]
+        self._delivery_task = asyncio.create_task(self._delivery_loop(), name="callback-deliverer")
 
     async def stop(self) -> None:
-        """Stop the loops; unfinished work stays in storage for the next start."""
-        for task in self._tasks:
+        """Stop the loops; unfinished work stays in storage for the next start.
+
+        Running jobs are cancelled (they are queued again on the next start, and nothing of theirs was
+        committed). Deliveries in flight are given their timeout to finish, so that an answer the
+        receiver has taken is also recorded as delivered.
+        """
+        self._stopping = True
+        self.jobs_added.set()
+        self.deliveries_added.set()
+        for task in self._job_tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in self._job_tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []
+        self._job_tasks = []
+        if self._delivery_task is not None:
+            try:
+                await asyncio.wait_for(self._delivery_task, self.callback_timeout_s + 1)
+            except TimeoutError:
+                logger.warning("callback deliveries still in flight at shutdown will be made again on the next start")
+            self._delivery_task = None
         if self._http is not None:
             await self._http.aclose()
 
     # -- jobs ------------------------------------------------------------------------------------------
 
     async def _job_loop(self) -> None:
-        while True:
+        while not self._stopping:
             job = self.queue.claim(self.lease_s)
             if job is None:
                 self.jobs_added.clear()
@@ -144,7 +163,7 @@ class Workers:
     # -- deliveries ------------------------------------------------------------------------------------
 
     async def _delivery_loop(self) -> None:
-        while True:
+        while not self._stopping:
             due = self.queue.due_deliveries(limit=DELIVERY_BATCH, lease_s=self.callback_timeout_s + 5)
             if due:
                 await asyncio.gather(*(self.deliver_one(delivery) for delivery in due))

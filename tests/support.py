@@ -93,6 +93,7 @@ class Receiver:
             )
             answer = self.answers.pop(0) if self.answers else 200
             status, headers = answer if isinstance(answer, tuple) else (answer, {})
+            self.received[-1]["answered"] = status
             return Response(status_code=status, headers=headers)
 
         self._server = LoopbackServer(Starlette(routes=[Route("/{path:path}", hook, methods=["POST"])]))

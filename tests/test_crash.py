@@ -1,0 +1,121 @@
+"""Crash safety: a service killed with SIGKILL mid-work loses no accepted run and answers each exactly once.
+
+A real ``tierwise serve`` process runs asynchronous jobs against the sandbox upstream and delivers
+their answers to a receiver that refuses the first deliveries; it is killed at full speed, started
+again on the same SQLite file, and every accepted run must reach the receiver — duplicates only as
+redeliveries of the same delivery id with the same body.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+from support import Receiver, Sandbox
+from test_cli import clean_env, free_port
+
+KEY = "crash-test-key-01"
+JOBS = 40
+
+
+def start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nodes", "serve", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.05)
+
+
+def outbox_delivered(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'delivered'").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_kill_9_mid_work_loses_nothing_and_answers_once(tmp_path: Path, sandbox: Sandbox, receiver: Receiver) -> None:
+    sandbox.configure(latency_ms=150)
+    receiver.answers = [500, 503, 500, 500]
+    env = clean_env(
+        tmp_path,
+        TIERWISE_API_KEYS=KEY,
+        OPENAI_API_KEY="upstream-test-key",
+        TIERWISE_CALLBACK_ALLOW_PRIVATE="1",
+        TIERWISE_CALLBACK_BACKOFF_BASE_S="0.05",
+        TIERWISE_CALLBACK_BACKOFF_CAP_S="0.2",
+        TIERWISE_JOB_WORKERS="4",
+        **{f"TIERWISE_{tier}_BASE_URL": sandbox.base_url for tier in ("NANO", "MINI", "FULL")},
+    )
+    port = free_port()
+    first = start(env, port, tmp_path / "serve.log")
+    accepted = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-Api-Key": KEY}, timeout=10) as client:
+        for n in range(JOBS):
+            response = client.post(
+                "/v1/nodes/classify",
+                json={"input": f"ticket {n}", "labels": ["billing", "bug"], "callback_url": f"{receiver.url}/cb/{n}"},
+            )
+            assert response.status_code == 202, response.text
+            accepted.append(response.json()["run_id"])
+    receiver.wait_for(6)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    delivered_before = {r["headers"]["x-tierwise-run-id"] for r in receiver.received if r.get("answered") == 200}
+    assert len(delivered_before) < JOBS, "the kill came too late to test anything"
+
+    second = start(env, port, tmp_path / "serve.log")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            done = outbox_delivered(tmp_path / "tierwise.db")
+            if done == JOBS:
+                break
+            assert time.monotonic() < deadline, f"{done} of {JOBS} deliveries recorded"
+            time.sleep(0.05)
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(timeout=15)
+
+    by_run: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for record in receiver.received:
+        by_run[str(record["headers"]["x-tierwise-run-id"])].append(record)  # type: ignore[index]
+    assert set(by_run) == set(accepted)
+    for run_id, records in by_run.items():
+        delivery_ids = {r["headers"]["x-tierwise-delivery-id"] for r in records}  # type: ignore[index]
+        bodies = {r["body"] for r in records}
+        assert len(delivery_ids) == 1, (run_id, delivery_ids)
+        assert len(bodies) == 1, run_id
+        answer = json.loads(next(iter(bodies)))  # type: ignore[arg-type]
+        assert answer["run_id"] == run_id and answer["output"]["label"] in ("billing", "bug")
+        assert sum(1 for r in records if r.get("answered") == 200) >= 1
+        n = accepted.index(run_id)
+        assert {r["path"] for r in records} == {f"/cb/{n}"}
+
+    conn = sqlite3.connect(tmp_path / "tierwise.db")
+    try:
+        assert conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall() == [("succeeded", JOBS)]
+        assert conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall() == [("delivered", JOBS)]
+        assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT run_id) FROM runs").fetchone() == (JOBS, JOBS)
+    finally:
+        conn.close()
