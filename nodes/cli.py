@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import uvicorn
 
@@ -57,6 +58,51 @@ def _sandbox(args: argparse.Namespace) -> int:
     )
     uvicorn.run(create_sandbox_app(config), host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+    import json
+
+    from nodes.batchfile import run_file
+    from nodes.cost import usd_text
+    from nodes.runtime import Runtime
+
+    try:
+        defaults = json.loads(args.defaults) if args.defaults else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--defaults is not valid JSON: {exc.msg}") from exc
+    if not isinstance(defaults, dict):
+        raise ConfigError("--defaults must be a JSON object")
+    settings = load_settings()
+    runtime = Runtime(settings)
+    node = runtime.service.node(args.node)
+    with contextlib.ExitStack() as files:
+        source = sys.stdin if args.file == "-" else files.enter_context(open(args.file, encoding="utf-8"))
+        sink = sys.stdout if args.out == "-" else files.enter_context(open(args.out, "w", encoding="utf-8"))
+
+        async def go() -> Any:
+            async with runtime.running(workers=False):
+                return await run_file(
+                    runtime,
+                    node,
+                    source,
+                    sink,
+                    defaults=defaults,
+                    concurrency=args.concurrency or settings.batch_concurrency,
+                    progress=not args.quiet,
+                )
+
+        tally = asyncio.run(go())
+    print(
+        f"{tally.items} items: {tally.succeeded} succeeded, {tally.failed} failed, cost ${usd_text(tally.cost_usd)}, "
+        f"{tally.seconds:.1f} s, {tally.upstream_rate_limited} upstream 429s",
+        file=sys.stderr,
+    )
+    for line_number, detail in list(tally.failures.items())[:10]:
+        print(f"  line {line_number}: {detail}", file=sys.stderr)
+    return 0 if tally.failed == 0 else 1
 
 
 def _keys_create(args: argparse.Namespace) -> int:
@@ -106,6 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--latency-ms", type=float, help="added latency of every reply, in milliseconds")
     sandbox.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sandbox.set_defaults(handler=_sandbox)
+
+    batch = commands.add_parser("batch", help="run a JSON Lines file of requests through one node")
+    batch.add_argument("file", help="input file, one node request per line ('-' for standard input)")
+    batch.add_argument("--node", required=True, help="classify, extract, draft or judge")
+    batch.add_argument("--out", default="-", help="where to write one answer per line (default: standard output)")
+    batch.add_argument("--defaults", help="a JSON object of fields applied to every line, e.g. the labels")
+    batch.add_argument("--concurrency", type=int, help="items at once (default: TIERWISE_BATCH_CONCURRENCY)")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.set_defaults(handler=_batch)
 
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)

@@ -158,7 +158,7 @@ class Intake:
 
         async def one(item: Any) -> dict[str, Any]:
             async with limit:
-                return await self._batch_item(node, item, batch.defaults, key_name=key_name)
+                return await self.run_item(node, item, batch.defaults, key_name=key_name)
 
         results = await asyncio.gather(*(one(item) for item in batch.items))
         summary, cost = batch_summary(results)
@@ -168,9 +168,8 @@ class Intake:
             self.idempotency.finish_now(claim, 200, headers, body)
         return NodeResponse(200, body, headers)
 
-    async def _batch_item(
-        self, node: Node[Any], item: Any, defaults: dict[str, Any], *, key_name: str
-    ) -> dict[str, Any]:
+    async def run_item(self, node: Node[Any], item: Any, defaults: dict[str, Any], *, key_name: str) -> dict[str, Any]:
+        """Run (or queue) one batch item; its answer, or its problem object — never an exception."""
         try:
             if not isinstance(item, dict):
                 raise InvalidRequest(f"each item must be a JSON object, not {type(item).__name__}")

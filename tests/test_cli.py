@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -244,3 +245,45 @@ def test_sandbox_command_refuses_a_bad_fault_file(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "faults.json" in result.stderr and "faults.0.kind" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_batch_command_writes_answers_in_input_order(tmp_path: Path, sandbox: Sandbox) -> None:
+    sandbox.configure(latency_ms=20, latency_jitter_ms=20)
+    lines = [json.dumps({"input": f"item {n}: {'billing' if n % 3 else 'bug'} question"}) for n in range(60)]
+    lines.insert(10, "{broken")
+    lines.insert(20, "")
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    env = clean_env(
+        tmp_path,
+        OPENAI_API_KEY="upstream-test-key",
+        **{f"TIERWISE_{tier}_BASE_URL": sandbox.base_url for tier in ("NANO", "MINI", "FULL")},
+    )
+    result = subprocess.run(
+        [*TIERWISE, "batch", str(source), "--node", "classify", "--out", str(out), "--concurrency", "16",
+         "--defaults", '{"labels": ["billing", "bug"]}'],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1  # one line failed
+    answers = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(answers) == 61
+    assert answers[10]["status"] == 400 and answers[10]["detail"].startswith("line 11 is not valid JSON")
+    labels = [a["output"]["label"] for a in answers if "output" in a]
+    expected = ["billing" if n % 3 else "bug" for n in range(60)]
+    assert labels == expected
+    assert "61 items: 60 succeeded, 1 failed" in result.stderr
+    assert "100%" in result.stderr
+    conn = sqlite3.connect(tmp_path / "tierwise.db")
+    assert conn.execute("SELECT COUNT(*), MIN(api_key_name) FROM runs").fetchone() == (60, "cli")
+    conn.close()
+
+
+def test_batch_command_refuses_an_unknown_node(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("{}\n")
+    result = subprocess.run(
+        [*TIERWISE, "batch", str(source), "--node", "summarize"], env=clean_env(tmp_path),
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2 and "there is no node 'summarize'" in result.stderr
