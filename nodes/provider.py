@@ -1,7 +1,8 @@
 """The one seam between Tierwise and a model: ``Provider.complete(tier, request) -> ModelReply``.
 
 ``OpenAIProvider`` is the real implementation: the ``openai`` SDK's async client pointed at the
-tier's base URL, with the SDK's own retries off so every attempt is the pipeline's to log and cost.
+tier's base URL, with the SDK's own retries off so every attempt is the pipeline's to log and cost,
+on the SDK's aiohttp transport (its default pool slows down badly past a few dozen concurrent calls).
 It asks for strict structured outputs (``response_format`` json_schema) and, for endpoints that do
 not support them, falls back to JSON mode with the schema in the prompt — remembering the downgrade
 per tier so the refused request is made only once. SDK errors are converted to ``UpstreamError``
@@ -140,7 +141,12 @@ class OpenAIProvider:
         key = (tier.base_url, tier.api_key)
         client = self._clients.get(key)
         if client is None:
-            client = openai.AsyncOpenAI(api_key=tier.api_key, base_url=tier.base_url, max_retries=0)
+            client = openai.AsyncOpenAI(
+                api_key=tier.api_key,
+                base_url=tier.base_url,
+                max_retries=0,
+                http_client=openai.DefaultAioHttpClient(),
+            )
             self._clients[key] = client
         return client
 

@@ -167,10 +167,14 @@ class TierLimiter:
         tpm: int | None = None,
         *,
         burst_s: float = 1.0,
+        headroom: float = 1.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         _check_limit("rpm", rpm)
+        if not 0 < headroom <= 1:
+            raise ValueError(f"headroom must be in (0, 1], got {headroom}")
+        self._headroom = headroom
         _check_limit("tpm", tpm)
         if not (math.isfinite(burst_s) and burst_s > 0):
             raise ValueError(f"burst_s must be a positive number of seconds, got {burst_s}")
@@ -199,7 +203,8 @@ class TierLimiter:
         limit = dimension.limit
         if limit is None:
             return None
-        return limit * self._fraction if dimension is self._requests else float(limit)
+        fraction = self._fraction if dimension is self._requests else 1.0
+        return limit * fraction * self._headroom
 
     def _capacity(self, dimension: _Dimension) -> float:
         per_minute = self._per_minute(dimension)
@@ -313,9 +318,9 @@ class TierLimiter:
           headers and the ``-project-`` headers count.
         * On the first limit learned for a bucket, the bucket starts at the server's remaining
           count, or full if no count was given.
-        * ``remaining == 0`` empties that bucket and holds every caller for its ``reset`` duration.
-          Without a readable reset, the hold is one refill interval, and never less than
-          ``MIN_HOLD_S``.
+        * ``remaining`` lowers the bucket to the server's count (never raises it), so a drained
+          server bucket makes the next caller wait one refill interval — not the full ``reset``,
+          which is the time until the server's bucket is full again.
         """
         now = self._clock()
         self._advance(now)
@@ -330,15 +335,10 @@ class TierLimiter:
                 if was_unlimited:
                     dimension.level = capacity if remaining is None else min(capacity, float(remaining))
                 dimension.level = min(dimension.level, capacity)
-            for scope in scopes:
-                if _count(headers.get(f"x-ratelimit-remaining-{scope}")) != 0:
-                    continue
-                reset_s = parse_duration(headers.get(f"x-ratelimit-reset-{scope}", ""))
-                if reset_s is None:
-                    per_minute = self._per_minute(dimension)
-                    reset_s = max(MIN_HOLD_S, 60 / per_minute if per_minute else 0.0)
-                self._hold(now, reset_s)
-                dimension.level = min(dimension.level, 0.0)
+            if remaining is not None:
+                # The server's count is the truth; a reply that overtook another can only make us
+                # more careful, so the bucket is synced downwards, never up.
+                dimension.level = min(dimension.level, float(remaining))
 
     def observe_rate_limited(self, retry_after_s: float | None) -> None:
         """Record a 429 from the upstream: hold every caller, and cut the request rate (AIMD).
@@ -413,11 +413,12 @@ class Limiters(Mapping[str, TierLimiter]):
         limits: Mapping[str, tuple[int | None, int | None]],
         *,
         burst_s: float = 1.0,
+        headroom: float = 1.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._by_tier = {
-            tier: TierLimiter(rpm, tpm, burst_s=burst_s, clock=clock, sleep=sleep)
+            tier: TierLimiter(rpm, tpm, burst_s=burst_s, headroom=headroom, clock=clock, sleep=sleep)
             for tier, (rpm, tpm) in limits.items()
         }
 

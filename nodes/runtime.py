@@ -32,6 +32,9 @@ from nodes.worker import Workers
 
 logger = logging.getLogger("tierwise")
 
+PACING_HEADROOM = 0.98
+"""Calls are paced at this share of a tier's limit, so network jitter does not turn into 429s."""
+
 SANDBOX_BANNER = (
     "\n" + "!" * 78 + "\n"
     "!! SANDBOX MODE: no API key or base URL is configured, so every tier is served by the built-in\n"
@@ -57,7 +60,9 @@ class Runtime:
         self.db = Database(settings.db)
         self.keys = KeyRing(self.db, settings.api_keys)
         self.provider: Provider = provider or OpenAIProvider()
-        self.pacing = Limiters({name: (settings.tier(name).rpm, settings.tier(name).tpm) for name in LADDER})
+        self.pacing = Limiters(
+            {name: (settings.tier(name).rpm, settings.tier(name).tpm) for name in LADDER}, headroom=PACING_HEADROOM
+        )
         self.pipeline = Pipeline(tiers, self.provider, Limits.from_settings(settings), pacing=self.pacing)
         self.service = Service(settings, self.pipeline, RunLog(self.db), self.keys, sandbox=self.sandbox)
         self.queue = JobQueue(self.db)

@@ -347,7 +347,7 @@ async def test_malformed_headers_are_ignored() -> None:
     assert await lim.acquire() == 0.0
 
 
-async def test_remaining_zero_holds_everyone_until_the_reset() -> None:
+async def test_remaining_zero_makes_callers_wait_one_refill_interval_each() -> None:
     lim, clock = limiter(rpm=600)
     lim.observe_headers(
         {
@@ -356,30 +356,33 @@ async def test_remaining_zero_holds_everyone_until_the_reset() -> None:
             "x-ratelimit-reset-requests": "1.5s",
         }
     )
-    assert lim.snapshot()["held_until"] == 1.5
+    assert lim.snapshot()["held_until"] == 0.0  # no hold until the server's bucket is full again
+    assert lim.snapshot()["available_requests"] == 0.0
     waits, order = await acquire_all(lim, [0] * 3)
-    assert waits == pytest.approx([1.5, 1.5, 1.5])  # the bucket refilled during the hold
+    assert waits == pytest.approx([0.1, 0.2, 0.3])
     assert order == [0, 1, 2]
-    assert lim.snapshot()["held_until"] == 0.0
 
 
-async def test_remaining_zero_without_a_readable_reset_holds_one_refill_interval() -> None:
+async def test_remaining_count_only_ever_lowers_the_bucket() -> None:
     lim, clock = limiter(rpm=600)
-    lim.observe_headers({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "?"})
-    assert lim.snapshot()["held_until"] == pytest.approx(0.1)
+    lim.observe_headers({"x-ratelimit-remaining-requests": "3", "x-ratelimit-reset-requests": "?"})
+    assert lim.snapshot()["available_requests"] == 3.0
+    lim.observe_headers({"x-ratelimit-remaining-requests": "9"})  # a stale reply that overtook another
+    assert lim.snapshot()["available_requests"] == 3.0
+    lim.observe_headers({"x-ratelimit-remaining-requests": "0"})
     assert await lim.acquire() == pytest.approx(0.1)
 
 
-async def test_remaining_tokens_zero_holds_until_the_token_reset() -> None:
+async def test_remaining_tokens_zero_waits_for_the_tokens_needed() -> None:
     lim, clock = limiter(tpm=6000)
     lim.observe_headers({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1m26.4s"})
     assert lim.snapshot()["available_tokens"] == 0.0
-    assert await lim.acquire(10) == pytest.approx(86.4)
+    assert await lim.acquire(10) == pytest.approx(0.1)
 
 
 async def test_a_hold_is_capped() -> None:
     lim, clock = limiter()
-    lim.observe_headers({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2h3m"})
+    lim.observe_rate_limited(7380.0)
     assert lim.snapshot()["held_until"] == MAX_HOLD_S
 
 
@@ -390,7 +393,7 @@ def test_a_hold_stops_a_waiter_already_asleep() -> None:
         await lim.acquire()
         waiter = asyncio.create_task(lim.acquire())  # its slot is at 1 s
         await asyncio.sleep(0.5)
-        lim.observe_headers({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "5s"})
+        lim.observe_rate_limited(5.0)
         return await waiter  # wakes at 1 s, sees the hold, sleeps on to 5.5 s
 
     assert run_in_virtual_time(main()) == pytest.approx(5.5)
@@ -606,3 +609,11 @@ async def test_on_the_real_loop_every_caller_completes_in_fifo_order() -> None:
     assert order == list(range(200))
     assert len(waits) == 200
     assert lim.snapshot()["granted"] == 200
+
+
+async def test_headroom_paces_below_the_limit() -> None:
+    lim, clock = limiter(rpm=600, headroom=0.5)
+    waits, _ = await acquire_all(lim, [0] * 7)
+    assert waits == pytest.approx([0, 0, 0, 0, 0, 0.2, 0.4])  # capacity 5, then 5 a second
+    with pytest.raises(ValueError, match="headroom"):
+        TierLimiter(rpm=600, headroom=1.5)
