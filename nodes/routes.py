@@ -6,12 +6,16 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from nodes.dashboard import DASHBOARD_HTML
 from nodes.errors import PayloadTooLarge, Unauthorized
 from nodes.intake import Intake
+from nodes.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from nodes.problems import PROBLEM_JSON
+from nodes.runtime import Runtime
 from nodes.service import NodeResponse, Service
+from nodes.stats import parse_period
 
 router = APIRouter()
 
@@ -20,6 +24,12 @@ def get_service(request: Request) -> Service:
     """The service instance of this app."""
     service: Service = request.app.state.service
     return service
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The runtime of this app."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 def get_intake(request: Request) -> Intake:
@@ -134,3 +144,27 @@ async def get_run(
 ) -> dict[str, Any]:
     """A run's state and, once it has finished, its answer."""
     return intake.run_status(run_id, key_name=key_name)
+
+
+@router.get("/v1/stats")
+async def stats(
+    request: Request,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    key_name: Annotated[str, Depends(require_key)],
+    since: str | None = None,
+    until: str | None = None,
+) -> dict[str, Any]:
+    """Per node and tier: runs, tier mix, escalations, validity, latency, cost, savings and audit agreement."""
+    return runtime.stats.report(key_name, parse_period(since, until))
+
+
+@router.get("/metrics")
+async def metrics(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Response:
+    """Prometheus metrics of this process."""
+    return Response(runtime.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+
+@router.get("/dashboard")
+async def dashboard() -> HTMLResponse:
+    """One HTML page that charts ``/v1/stats`` (it asks for an API key and keeps it in the browser)."""
+    return HTMLResponse(DASHBOARD_HTML)

@@ -13,11 +13,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from nodes.audit import Auditor
 from nodes.idempotency import IdempotencyStore
 from nodes.intake import Intake
 from nodes.jobs import JobQueue
 from nodes.keys import KeyRing
 from nodes.loopback import LoopbackServer
+from nodes.metrics import Metrics
 from nodes.pipeline import Limits, Pipeline
 from nodes.provider import OpenAIProvider, Provider
 from nodes.quotas import Quotas
@@ -26,6 +28,7 @@ from nodes.runlog import RunLog
 from nodes.sandbox import SandboxConfig, create_sandbox_app
 from nodes.service import Service
 from nodes.settings import Settings
+from nodes.stats import Stats
 from nodes.storage import Database
 from nodes.tiers import LADDER, resolve_tiers, uses_sandbox
 from nodes.worker import Workers
@@ -66,6 +69,10 @@ class Runtime:
         self.pipeline = Pipeline(tiers, self.provider, Limits.from_settings(settings), pacing=self.pacing)
         self.service = Service(settings, self.pipeline, RunLog(self.db), self.keys, sandbox=self.sandbox)
         self.queue = JobQueue(self.db)
+        self.stats = Stats(self.db)
+        self.metrics = Metrics(self.queue, self.pacing)
+        self.auditor = Auditor(self.pipeline, self.db, rate=settings.audit_rate)
+        self.service.observers += [self.metrics.observe, self.auditor.consider]
         self.workers = Workers(self.service, self.queue)
         self.intake = Intake(
             self.service,
@@ -91,6 +98,7 @@ class Runtime:
         finally:
             if workers:
                 await self.workers.stop()
+            self.auditor.cancel()
             await self.provider.aclose()
             if sandbox_server is not None:
                 await sandbox_server.stop()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nodes.catalog import NODES, Node
+from nodes.catalog import NODES, Node, Task
 from nodes.cost import usd_text
 from nodes.errors import NotFound, RunDeadlineExceeded, RunFailed
 from nodes.keys import KeyRing
@@ -48,6 +48,21 @@ class NodeResponse:
 OnRecord = Callable[[sqlite3.Connection, NodeResponse], None]
 
 
+@dataclass(frozen=True)
+class RunDone:
+    """A finished, recorded run, as handed to the observers (metrics, routing audit)."""
+
+    node: Node[Any]
+    request: NodeRequest
+    task: Task
+    report: RunReport
+    response: NodeResponse
+    api_key_name: str | None
+
+
+Observer = Callable[[RunDone], None]
+
+
 class Service:
     """Runs node requests and keeps their records."""
 
@@ -57,6 +72,7 @@ class Service:
         self.runlog = runlog
         self.keys = keys
         self.sandbox = sandbox
+        self.observers: list[Observer] = []
 
     @staticmethod
     def node(name: str) -> Node[Any]:
@@ -119,6 +135,12 @@ class Service:
             api_key_name=api_key_name,
             also=(lambda conn: on_record(conn, response)) if on_record else None,
         )
+        done = RunDone(node, request, task, report, response, api_key_name)
+        for observe in self.observers:
+            try:
+                observe(done)
+            except Exception:
+                logger.exception("an observer failed on run %s", report.run_id)
         return response
 
     def _body(self, report: RunReport, request: NodeRequest) -> dict[str, Any]:

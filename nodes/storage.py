@@ -5,7 +5,8 @@ Tables: ``runs`` (one row per node run, with its routing decision and the respon
 and per-key limits; the key itself is shown once and never stored), ``jobs`` (asynchronous runs,
 committed before the 202), ``outbox`` (callback deliveries, kept until the receiver says 2xx or the
 deadline passes) and ``idempotency`` (the stored answer to every request sent with an
-``Idempotency-Key``). One SQLite file serves one service process.
+``Idempotency-Key``), and ``audits`` (runs re-done on a higher tier to measure agreement). One
+SQLite file serves one service process.
 """
 
 from __future__ import annotations
@@ -100,6 +101,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS audits (
+    run_id TEXT PRIMARY KEY REFERENCES runs (run_id),
+    node TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    audit_tier TEXT NOT NULL,
+    agreed INTEGER,
+    detail TEXT NOT NULL,
+    cost_usd TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX IF NOT EXISTS audits_by_time ON audits (created_at);
 CREATE TABLE IF NOT EXISTS idempotency (
     key_name TEXT NOT NULL,
     idempotency_key TEXT NOT NULL,

@@ -1,0 +1,200 @@
+"""Where the money goes: per node and tier, what ran, what it cost, and what it would have cost on full.
+
+Everything is computed from the run log (``runs``, ``attempts``) and the routing audit (``audits``)
+over a period, for the runs of one API key. Per node and starting tier: runs, the mix of tiers that
+answered, how often and why runs escalated, how often each tier's replies were valid, p50/p95
+latency, cost against the all-full baseline, and — where audited — how often the tier agreed with
+the tier above, with a recommendation in words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from nodes.cost import usd_text
+from nodes.errors import FieldIssue, InvalidRequest
+from nodes.storage import Database
+from nodes.tiers import LADDER
+
+DEFAULT_PERIOD = timedelta(hours=24)
+KEEP_AGREEMENT = 0.95
+MIN_AUDITS_FOR_ADVICE = 20
+ANSWER_OUTCOMES = ("ok", "invalid_output", "low_confidence", "refusal", "truncated")
+_DURATION = re.compile(r"^(\d+)([mhd])$")
+
+
+@dataclass(frozen=True)
+class Period:
+    """A half-open time window ``[since, until)`` in UTC."""
+
+    since: datetime
+    until: datetime
+
+    def bounds(self) -> tuple[str, str]:
+        """The window as the text form stored in ``created_at``."""
+        return self.since.strftime("%Y-%m-%dT%H:%M:%S.000Z"), self.until.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def parse_period(since: str | None, until: str | None, *, now: datetime | None = None) -> Period:
+    """Read ``since``/``until`` as ISO 8601 times or as ``30m``/``24h``/``7d`` ago; default: the last 24 hours."""
+    now = now or datetime.now(UTC)
+
+    def read(name: str, value: str | None, default: datetime) -> datetime:
+        if value is None or not value.strip():
+            return default
+        match = _DURATION.match(value.strip())
+        if match:
+            amount, unit = int(match.group(1)), match.group(2)
+            return (
+                now - {"m": timedelta(minutes=amount), "h": timedelta(hours=amount), "d": timedelta(days=amount)}[unit]
+            )
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            message = "must be an ISO 8601 time (2026-11-21T09:00:00Z) or a duration ago such as 30m, 24h or 7d"
+            raise InvalidRequest(f"{name}: {message}", errors=[FieldIssue(("query", name), message)]) from exc
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    period = Period(read("since", since, now - DEFAULT_PERIOD), read("until", until, now))
+    if period.since >= period.until:
+        raise InvalidRequest("since must be before until", errors=[FieldIssue(("query", "since"), "after until")])
+    return period
+
+
+def percentile(values: list[int], q: float) -> int | None:
+    """The nearest-rank percentile ``q`` (0–100) of ``values``, or None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def recommendation(node: str, tier: str, audited: int, agreement: float | None) -> str | None:
+    """Advice in words from the audit: keep the tier, or start one higher."""
+    if agreement is None or tier == "full":
+        return None
+    above = LADDER[LADDER.index(tier) + 1]
+    share = f"{agreement:.0%}"
+    if audited < MIN_AUDITS_FOR_ADVICE:
+        return f"{node} on {tier}: {share} agreement with {above} on {audited} audited runs; too few to advise yet"
+    if agreement >= KEEP_AGREEMENT:
+        return f"{node} on {tier} agrees with {above} on {share} of {audited} audited runs: keep"
+    return f"{node} on {tier}: {share} agreement with {above} on {audited} audited runs: start on {above}"
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+class Stats:
+    """Aggregates the run log for ``GET /v1/stats`` and the dashboard."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def report(self, key_name: str, period: Period) -> dict[str, Any]:
+        """The full report for one key over one period."""
+        since, until = period.bounds()
+        runs = self.db.query(
+            "SELECT run_id, node, status, start_tier, final_tier, escalated, cost_usd, baseline_cost_usd, latency_ms "
+            "FROM runs WHERE api_key_name = ? AND created_at >= ? AND created_at < ?",
+            (key_name, since, until),
+        )
+        attempts = self.db.query(
+            "SELECT r.node, a.run_id, a.tier, a.outcome FROM attempts a JOIN runs r ON r.run_id = a.run_id "
+            "WHERE r.api_key_name = ? AND r.created_at >= ? AND r.created_at < ?",
+            (key_name, since, until),
+        )
+        audits = self.db.query(
+            "SELECT au.node, au.tier, au.agreed, au.cost_usd FROM audits au JOIN runs r ON r.run_id = au.run_id "
+            "WHERE r.api_key_name = ? AND au.created_at >= ? AND au.created_at < ?",
+            (key_name, since, until),
+        )
+        reasons: dict[str, Counter[str]] = defaultdict(Counter)
+        outcomes: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        for row in attempts:
+            outcomes[(row["node"], row["tier"])][row["outcome"]] += 1
+            if row["outcome"] != "ok":
+                reasons[row["run_id"]][row["outcome"]] += 1
+        audit_rows: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for row in audits:
+            audit_rows[(row["node"], row["tier"])].append(row)
+
+        groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for row in runs:
+            groups[(row["node"], row["start_tier"])].append(row)
+        keys = sorted(set(groups) | set(outcomes) | set(audit_rows), key=lambda k: (k[0], LADDER.index(k[1])))
+        rows = [self._row(node, tier, groups[(node, tier)], outcomes[(node, tier)], audit_rows[(node, tier)], reasons)
+                for node, tier in keys]  # fmt: skip
+        cost = sum((Decimal(r["cost_usd"]) for r in runs), Decimal(0))
+        baseline = sum((Decimal(r["baseline_cost_usd"]) for r in runs), Decimal(0))
+        audit_cost = sum((Decimal(r["cost_usd"]) for r in audits), Decimal(0))
+        return {
+            "since": period.since.isoformat().replace("+00:00", "Z"),
+            "until": period.until.isoformat().replace("+00:00", "Z"),
+            "totals": {
+                "runs": len(runs),
+                "succeeded": sum(1 for r in runs if r["status"] == "succeeded"),
+                "failed": sum(1 for r in runs if r["status"] != "succeeded"),
+                "cost_usd": usd_text(cost),
+                "baseline_cost_usd": usd_text(baseline),
+                "savings_usd": usd_text(baseline - cost),
+                "savings_share": _ratio_decimal(baseline - cost, baseline),
+                "audit_cost_usd": usd_text(audit_cost),
+                "audited_runs": len(audits),
+            },
+            "rows": rows,
+        }
+
+    def _row(
+        self,
+        node: str,
+        tier: str,
+        runs: list[Any],
+        outcomes: Counter[str],
+        audits: list[Any],
+        reasons: dict[str, Counter[str]],
+    ) -> dict[str, Any]:
+        escalated = [r for r in runs if r["escalated"]]
+        escalation_reasons: Counter[str] = Counter()
+        for r in escalated:
+            escalation_reasons.update(reasons.get(r["run_id"], Counter()))
+        cost = sum((Decimal(r["cost_usd"]) for r in runs), Decimal(0))
+        baseline = sum((Decimal(r["baseline_cost_usd"]) for r in runs), Decimal(0))
+        latencies = [int(r["latency_ms"]) for r in runs]
+        answers = sum(outcomes[o] for o in ANSWER_OUTCOMES)
+        judged = [a for a in audits if a["agreed"] is not None]
+        agreement = _ratio(sum(1 for a in judged if a["agreed"]), len(judged))
+        return {
+            "node": node,
+            "tier": tier,
+            "runs": len(runs),
+            "succeeded": sum(1 for r in runs if r["status"] == "succeeded"),
+            "tier_mix": dict(Counter(r["final_tier"] for r in runs if r["final_tier"])),
+            "escalated": len(escalated),
+            "escalation_rate": _ratio(len(escalated), len(runs)),
+            "escalation_reasons": dict(escalation_reasons),
+            "calls": sum(outcomes.values()),
+            "outcomes": dict(outcomes),
+            "validity_rate": _ratio(outcomes["ok"] + outcomes["low_confidence"], answers),
+            "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
+            "cost_usd": usd_text(cost),
+            "baseline_cost_usd": usd_text(baseline),
+            "savings_usd": usd_text(baseline - cost),
+            "audit": {
+                "audited": len(judged),
+                "agreement": agreement,
+                "cost_usd": usd_text(sum((Decimal(a["cost_usd"]) for a in audits), Decimal(0))),
+                "recommendation": recommendation(node, tier, len(judged), agreement),
+            },
+        }
+
+
+def _ratio_decimal(part: Decimal, whole: Decimal) -> float | None:
+    return round(float(part / whole), 4) if whole else None
