@@ -17,7 +17,7 @@ from nodes.ratelimit import Limiters
 from nodes.service import RunDone
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-disable_created_metrics()  # the ``*_created`` series only add noise to scrapes
+disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series only add noise
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 120)
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
