@@ -37,7 +37,12 @@ class Period:
 
     def bounds(self) -> tuple[str, str]:
         """The window as the text form stored in ``created_at``."""
-        return self.since.strftime("%Y-%m-%dT%H:%M:%S.000Z"), self.until.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return _stamp(self.since), _stamp(self.until)
+
+
+def _stamp(moment: datetime) -> str:
+    """A UTC time in the exact text form of ``created_at`` (``2026-11-21T09:00:00.000Z``)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_period(since: str | None, until: str | None, *, now: datetime | None = None) -> Period:

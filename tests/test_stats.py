@@ -1,0 +1,174 @@
+"""Stats, routing audit and metrics: exact arithmetic over runs made through the real service."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from support import Sandbox, Service
+
+from nodes.audit import compare, normalise
+from nodes.errors import InvalidRequest
+from nodes.settings import Settings
+from nodes.stats import parse_period, percentile, recommendation
+
+LABELS = ["billing", "bug"]
+
+
+def classify(service: Service, text: str = "billing question", **extra: Any) -> dict[str, Any]:
+    response = service.http.post("/v1/nodes/classify", json={"input": text, "labels": LABELS, **extra})
+    assert response.status_code in (200, 502), response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_stats_per_node_and_tier(service: Service, sandbox: Sandbox) -> None:
+    plain = [classify(service) for _ in range(3)]
+    sandbox.configure(faults=[{"kind": "refusal", "model": "*nano*", "times": 1}])
+    escalated = classify(service)
+    sandbox.configure(faults=[{"kind": "refusal"}])
+    failed = classify(service, max_tier="nano")
+    sandbox.configure()
+    judged = service.http.post("/v1/nodes/judge", json={"candidate": "ok", "criteria": ["polite"]}).json()
+
+    report = service.http.get("/v1/stats", params={"since": "1h"}).json()
+    rows = {(row["node"], row["tier"]): row for row in report["rows"]}
+    assert sorted(rows) == [("classify", "mini"), ("classify", "nano"), ("judge", "full")]
+    nano = rows[("classify", "nano")]
+    assert (nano["runs"], nano["succeeded"], nano["escalated"]) == (5, 4, 1)
+    assert nano["escalation_rate"] == 0.2
+    assert nano["escalation_reasons"] == {"refusal": 1}
+    assert nano["tier_mix"] == {"nano": 3, "mini": 1}
+    assert nano["outcomes"] == {"ok": 3, "refusal": 2} and nano["calls"] == 5
+    assert nano["validity_rate"] == 0.6
+    runs = [*plain, escalated, failed]
+    assert Decimal(nano["cost_usd"]) == sum((Decimal(str(r["usage"]["cost_usd"])) for r in runs), Decimal(0))
+    assert Decimal(nano["baseline_cost_usd"]) == sum(
+        (Decimal(str(r["usage"]["baseline_cost_usd"])) for r in runs), Decimal(0)
+    )
+    assert nano["latency_ms"]["p50"] == percentile([r["latency_ms"] for r in runs], 50)
+    mini = rows[("classify", "mini")]
+    assert (mini["runs"], mini["calls"], mini["outcomes"], mini["validity_rate"]) == (0, 1, {"ok": 1}, 1.0)
+    full = rows[("judge", "full")]
+    assert full["runs"] == 1 and full["tier_mix"] == {"full": 1}
+    assert Decimal(full["savings_usd"]) == 0
+    totals = report["totals"]
+    assert (totals["runs"], totals["succeeded"], totals["failed"]) == (6, 5, 1)
+    everything = [*runs, judged]
+    cost = sum((Decimal(str(r["usage"]["cost_usd"])) for r in everything), Decimal(0))
+    baseline = sum((Decimal(str(r["usage"]["baseline_cost_usd"])) for r in everything), Decimal(0))
+    assert Decimal(totals["cost_usd"]) == cost and Decimal(totals["baseline_cost_usd"]) == baseline
+    assert Decimal(totals["savings_usd"]) == baseline - cost
+    assert totals["savings_share"] == round(float((baseline - cost) / baseline), 4)
+
+
+def test_stats_period_and_key_scoping(service: Service) -> None:
+    classify(service)
+    assert (
+        service.http.get("/v1/stats", params={"since": "2000-01-01T00:00:00Z", "until": "2000-01-02"}).json()["totals"][
+            "runs"
+        ]
+        == 0
+    )
+    bad = service.http.get("/v1/stats", params={"since": "yesterday"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["query", "since"]
+    assert service.anonymous.get("/v1/stats").status_code == 401
+
+
+def test_parse_period() -> None:
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    assert parse_period(None, None, now=now).since == datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    assert parse_period("30m", None, now=now).since == datetime(2026, 11, 21, 11, 30, tzinfo=UTC)
+    assert parse_period("7d", "1h", now=now).until == datetime(2026, 11, 21, 11, 0, tzinfo=UTC)
+    assert parse_period("2026-11-01T00:00:00Z", None, now=now).since == datetime(2026, 11, 1, tzinfo=UTC)
+    with pytest.raises(InvalidRequest, match="before until"):
+        parse_period("1h", "2h", now=now)
+
+
+def test_recommendation_words() -> None:
+    assert recommendation("classify", "nano", 500, 0.97) == (
+        "classify on nano agrees with mini on 97% of 500 audited runs: keep"
+    )
+    assert recommendation("extract", "nano", 200, 0.81) == (
+        "extract on nano: 81% agreement with mini on 200 audited runs: start on mini"
+    )
+    assert "too few to advise" in (recommendation("draft", "mini", 5, 1.0) or "")
+    assert recommendation("judge", "full", 50, 1.0) is None
+
+
+def test_compare_answers() -> None:
+    assert compare("classify", {"label": "bug", "confidence": 0.7}, {"label": "bug", "confidence": 0.99})[0] is True
+    assert compare("classify", {"labels": ["a", "b"]}, {"labels": ["b", "a"]})[0] is True
+    assert compare("judge", {"verdict": "pass"}, {"verdict": "fail"}) == (False, "verdict: pass vs fail")
+    assert compare("extract", {"name": " Ann  Lee", "age": None}, {"name": "ann lee"}) == (True, "same fields")
+    assert compare("extract", {"name": "Ann", "city": "Oslo"}, {"name": "Ann", "city": "Bergen"}) == (
+        False,
+        "differs in: city",
+    )
+    assert compare("draft", {"text": "hi"}, {"text": "hello"})[0] is None
+    assert normalise([3, 1, 2]) == [1, 2, 3] and normalise(2.0) == 2
+
+
+def wait_for_audits(db: str, count: int) -> list[sqlite3.Row]:
+    deadline = time.monotonic() + 15
+    while True:
+        conn = sqlite3.connect(db)
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute("SELECT * FROM audits ORDER BY created_at").fetchall()
+        conn.close()
+        if len(rows) >= count:
+            return rows
+        assert time.monotonic() < deadline, f"{len(rows)} of {count} audits"
+        time.sleep(0.05)
+
+
+def test_audit_redoes_runs_one_tier_up_and_reports_agreement(
+    start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings], sandbox: Sandbox
+) -> None:
+    service = start_service(make_settings(audit_rate=1.0))
+    sandbox.configure(faults=[{"kind": "content", "model": "*mini*", "content": '{"label": "bug", "confidence": 0.9}',
+                               "times": 1}])  # fmt: skip
+    first = classify(service, "billing question")
+    rows = wait_for_audits(service.settings.db, 1)
+    second = classify(service, "billing question")
+    rows = wait_for_audits(service.settings.db, 2)
+    by_run = {row["run_id"]: row for row in rows}
+    assert (by_run[first["run_id"]]["agreed"], by_run[first["run_id"]]["detail"]) == (0, "label: 'billing' vs 'bug'")
+    assert (by_run[second["run_id"]]["agreed"], by_run[second["run_id"]]["audit_tier"]) == (1, "mini")
+    assert [r["model"] for r in sandbox.requests()] == ["gpt-5.4-nano", "gpt-5.4-mini"] * 2
+    report = service.http.get("/v1/stats", params={"since": "1h"}).json()
+    [row] = report["rows"]
+    assert row["audit"]["audited"] == 2 and row["audit"]["agreement"] == 0.5
+    assert row["audit"]["recommendation"] == (
+        "classify on nano: 50% agreement with mini on 2 audited runs; too few to advise yet"
+    )
+    audit_cost = sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
+    assert Decimal(report["totals"]["audit_cost_usd"]) == audit_cost > 0
+    # the audit is not charged to the run
+    assert Decimal(row["cost_usd"]) == Decimal(str(first["usage"]["cost_usd"])) + Decimal(
+        str(second["usage"]["cost_usd"])
+    )
+
+
+def test_no_audit_by_default(service: Service, sandbox: Sandbox) -> None:
+    classify(service)
+    time.sleep(0.2)
+    assert len(sandbox.requests()) == 1
+
+
+def test_metrics(service: Service, sandbox: Sandbox) -> None:
+    classify(service)
+    sandbox.configure(faults=[{"kind": "refusal", "model": "*nano*", "times": 1}])
+    classify(service)
+    text = service.anonymous.get("/metrics").text
+    assert 'tierwise_runs_total{final_tier="nano",node="classify",start_tier="nano",status="succeeded"} 1.0' in text
+    assert 'tierwise_runs_total{final_tier="mini",node="classify",start_tier="nano",status="succeeded"} 1.0' in text
+    assert 'tierwise_attempts_total{node="classify",outcome="refusal",tier="nano"} 1.0' in text
+    assert 'tierwise_run_seconds_count{node="classify"} 2.0' in text
+    assert "tierwise_backlog" in text and 'tierwise_tier_rpm{tier="nano"}' in text
+    assert "_created" not in text
