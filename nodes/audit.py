@@ -22,10 +22,9 @@ from nodes.catalog import NODES
 from nodes.catalog.base import Task
 from nodes.cost import usd_text
 from nodes.pipeline import Pipeline, RunReport
-from nodes.routing import Decision
 from nodes.service import RunDone
 from nodes.storage import Database
-from nodes.tiers import LADDER, TierName
+from nodes.tiers import LADDER, Decision, TierName
 
 logger = logging.getLogger(__name__)
 

@@ -31,9 +31,8 @@ from nodes.cost import Usage, cost_usd, total_usage
 from nodes.errors import UpstreamError
 from nodes.provider import ModelReply, ModelRequest, Provider
 from nodes.ratelimit import Limiters
-from nodes.routing import Decision
 from nodes.settings import Settings
-from nodes.tiers import Tier, TierName, climb
+from nodes.tiers import Decision, Tier, TierName, climb
 from nodes.validate import check_reply, schema_errors
 
 Outcome = Literal[
@@ -103,6 +102,7 @@ class Attempt:
     error: str | None = None
     elapsed_s: float = 0.0
     waited_s: float = 0.0
+    purpose: str = "answer"
 
     def as_dict(self) -> dict[str, Any]:
         """The attempt as it appears in a response's ``attempts`` list."""
@@ -121,6 +121,8 @@ class Attempt:
         }
         if self.error is not None:
             body["error"] = self.error
+        if self.purpose != "answer":
+            body["purpose"] = self.purpose
         return body
 
 

@@ -9,12 +9,13 @@ which is returned with the run and stored.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
-from nodes.catalog import Task
+from nodes.catalog import NODES, Task
+from nodes.pipeline import Attempt, Pipeline
 from nodes.protocol import TierChoice
-from nodes.tiers import LADDER, TierName
+from nodes.tiers import LADDER, Decision, TierName
 
 CHARS_PER_TOKEN = 4
 LONG_INPUT_TOKENS = 2_000
@@ -23,14 +24,16 @@ MULTI_CONDITION = re.compile(
     r"\b(if|unless|except|only when|only if|otherwise|whereas|provided that|but not)\b", re.IGNORECASE
 )
 MULTI_CONDITION_THRESHOLD = 2
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The starting tier and why."""
-
-    tier: TierName
-    reason: str
+SIMPLE_INPUT_TOKENS = 300
+SIMPLE_MAX_FIELDS = 4
+COMPLEXITY_EXCERPT_CHARS = 1500
+AUTO_FLOOR: dict[str, TierName] = {"judge": "mini"}
+COMPLEXITY_LABELS = {
+    "SIMPLE": "one clear-cut decision or lookup that a small model does reliably",
+    "MODERATE": "several conditions, some judgement, or a structured answer with a handful of fields",
+    "COMPLEX": "multi-step reasoning, long or subtle material, or a nested structured answer",
+}
+COMPLEXITY_TIERS: dict[str, TierName] = {"SIMPLE": "nano", "MODERATE": "mini", "COMPLEX": "full"}
 
 
 def count_fields(schema: Any, depth: int = 0) -> tuple[int, int]:
@@ -78,24 +81,102 @@ def auto_rules(task: Task, instructions: str | None) -> list[str]:
     return reasons
 
 
+def clearly_simple(task: Task, instructions: str | None) -> bool:
+    """True for a task no rule doubts: short input, a small flat output, no stacked conditions."""
+    fields, depth = count_fields(task.structure_hint) if task.structure_hint else (0, 1)
+    conditions = len(MULTI_CONDITION.findall(instructions or ""))
+    return (
+        task.input_chars // CHARS_PER_TOKEN <= SIMPLE_INPUT_TOKENS
+        and fields <= SIMPLE_MAX_FIELDS
+        and depth <= 1
+        and conditions == 0
+    )
+
+
+def rule_decision(task: Task, instructions: str | None) -> Decision | None:
+    """``auto``'s free rules: a definite tier, or None when they are unsure and the nano check should decide."""
+    reasons = auto_rules(task, instructions)
+    if reasons:
+        return Decision("mini", "auto: " + "; ".join(reasons))
+    if clearly_simple(task, instructions):
+        return Decision("nano", "auto: short input, small flat output, no stacked conditions")
+    return None
+
+
+def bounded(decision: Decision, node: str, ceiling: TierName) -> Decision:
+    """Apply the node's floor under ``auto`` (a judge never starts on nano) and the ``max_tier`` ceiling."""
+    floor = AUTO_FLOOR.get(node)
+    if decision.reason.startswith("auto") and floor and LADDER.index(decision.tier) < LADDER.index(floor):
+        decision = Decision(floor, f"{decision.reason}; {node} starts no lower than {floor}")
+    if LADDER.index(decision.tier) > LADDER.index(ceiling):
+        return Decision(ceiling, f"{decision.reason}; capped at max_tier {ceiling}")
+    return decision
+
+
 def choose_start(
     task: Task,
     requested: TierChoice | None,
     default: TierName,
     ceiling: TierName,
     instructions: str | None = None,
-) -> Decision:
-    """Pick the starting tier for a run, never above ``ceiling``."""
+) -> Decision | None:
+    """Pick the starting tier without calling a model; None when ``auto`` needs the nano complexity check."""
     if requested is None:
-        decision = Decision(default, f"node default ({default})")
+        decision: Decision | None = Decision(default, f"node default ({default})")
     elif requested != "auto":
         decision = Decision(requested, f"requested tier {requested}")
     else:
-        reasons = auto_rules(task, instructions)
-        if default == "nano" and reasons:
-            decision = Decision("mini", "auto: " + "; ".join(reasons))
+        decision = rule_decision(task, instructions)
+    return None if decision is None else bounded(decision, task.node, ceiling)
+
+
+def complexity_request(task: Task, instructions: str | None) -> dict[str, Any]:
+    """The classify request that asks nano how hard ``task`` is."""
+    fields, depth = count_fields(task.structure_hint) if task.structure_hint else (0, 1)
+    excerpt = task.user_prompt[:COMPLEXITY_EXCERPT_CHARS]
+    description = (
+        f"Task type: {task.node}\n"
+        f"Author's instructions: {instructions.strip() if instructions else '(none)'}\n"
+        f"Output: {fields} fields, {depth} level(s) of nesting\n"
+        f"Material (first {COMPLEXITY_EXCERPT_CHARS} characters):\n{excerpt}"
+    )
+    return {
+        "input": description,
+        "labels": [{"name": name, "description": text} for name, text in COMPLEXITY_LABELS.items()],
+        "instructions": "Judge how hard the described task is for a language model, not the material itself.",
+        "tier": "nano",
+        "max_tier": "nano",
+    }
+
+
+class Router:
+    """Decides where each run starts, asking the nano tier only when ``auto``'s rules are unsure."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    async def decide(
+        self,
+        run_id: str,
+        task: Task,
+        requested: TierChoice | None,
+        default: TierName,
+        ceiling: TierName,
+        instructions: str | None,
+    ) -> tuple[Decision, list[Attempt]]:
+        """The starting tier and any routing attempts made to find it (their cost belongs to the run)."""
+        decision = choose_start(task, requested, default, ceiling, instructions)
+        if decision is not None:
+            return decision, []
+        classify = NODES["classify"]
+        check = classify.task(classify.parse(complexity_request(task, instructions)))
+        report = await self.pipeline.run(f"{run_id}.routing", check, Decision("nano", "routing"), "nano")
+        attempts = [replace(attempt, purpose="routing") for attempt in report.attempts]
+        label = report.output.get("label") if report.status == "succeeded" and report.output else None
+        if label in COMPLEXITY_TIERS:
+            tier = COMPLEXITY_TIERS[label]
+            decision = Decision(tier, f"auto: nano rated the task {label} → {tier}")
         else:
-            decision = Decision(default, f"auto: no rule moved it from the node default ({default})")
-    if LADDER.index(decision.tier) > LADDER.index(ceiling):
-        return Decision(ceiling, f"{decision.reason}; capped at max_tier {ceiling}")
-    return decision
+            why = report.detail or "no usable label"
+            decision = Decision("mini", f"auto: the nano complexity check failed ({why}); starting on mini")
+        return bounded(decision, task.node, ceiling), attempts

@@ -19,7 +19,7 @@ from nodes.errors import NotFound, RunDeadlineExceeded, RunFailed
 from nodes.keys import KeyRing
 from nodes.pipeline import Pipeline, RunReport
 from nodes.protocol import NodeRequest
-from nodes.routing import choose_start
+from nodes.routing import Router
 from nodes.runlog import RunLog, new_run_id
 from nodes.settings import Settings
 
@@ -72,6 +72,7 @@ class Service:
         self.runlog = runlog
         self.keys = keys
         self.sandbox = sandbox
+        self.router = Router(pipeline)
         self.observers: list[Observer] = []
 
     @staticmethod
@@ -103,8 +104,14 @@ class Service:
         anything that must not outlive or predate the run record is written atomically with it.
         """
         task = node.task(request)
-        routing = choose_start(task, request.tier, node.default_tier, request.max_tier, request.instructions)
-        report = await self.pipeline.run(run_id or new_run_id(), task, routing, request.max_tier)
+        run_id = run_id or new_run_id()
+        routing, routing_attempts = await self.router.decide(
+            run_id, task, request.tier, node.default_tier, request.max_tier, request.instructions
+        )
+        report = await self.pipeline.run(run_id, task, routing, request.max_tier)
+        if routing_attempts:
+            report.attempts[:0] = routing_attempts
+            report.latency_ms += round(sum(attempt.elapsed_s for attempt in routing_attempts) * 1000)
         body = self._body(report, request)
         model_s = sum(attempt.elapsed_s + attempt.waited_s for attempt in report.attempts)
         overhead_ms = max(0.0, (time.monotonic() - received_at - model_s) * 1000)

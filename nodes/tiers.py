@@ -32,6 +32,14 @@ class Tier:
     structured_outputs: StructuredOutputMode
 
 
+@dataclass(frozen=True)
+class Decision:
+    """Where a run starts, and why (returned with the run and stored with it)."""
+
+    tier: TierName
+    reason: str
+
+
 def climb(start: TierName, ceiling: TierName) -> list[TierName]:
     """The rungs a run may use, from ``start`` up to ``ceiling`` inclusive (just ``start`` if above it)."""
     first, last = LADDER.index(start), LADDER.index(ceiling)

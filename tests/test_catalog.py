@@ -141,7 +141,7 @@ def test_count_fields() -> None:
             {"input": "x", "labels": ["a"]},
             "auto",
             "nano",
-            "auto: no rule moved it from the node default (nano)",
+            "auto: short input, small flat output, no stacked conditions",
         ),
         (
             {"input": "word " * 2500, "labels": ["a"]},
@@ -164,15 +164,29 @@ def test_count_fields() -> None:
 def test_choose_start(fields: dict[str, Any], requested: str | None, expected_tier: str, reason: str) -> None:
     t = task("classify", **fields)
     decision = choose_start(t, requested, "nano", "full", fields.get("instructions"))  # type: ignore[arg-type]
+    assert decision is not None
     assert (decision.tier, decision.reason) == (expected_tier, reason)
 
 
 def test_auto_wide_schema_and_ceiling() -> None:
     wide = {"type": "object", "properties": {f"f{i}": {"type": "string"} for i in range(9)}}
     t = task("extract", input="x", schema=wide)
-    assert choose_start(t, "auto", "nano", "full").reason == "auto: output schema has 9 fields (> 8)"
+    wide_decision = choose_start(t, "auto", "nano", "full")
+    assert wide_decision is not None and wide_decision.reason == "auto: output schema has 9 fields (> 8)"
     capped = choose_start(t, "auto", "nano", "nano")
+    assert capped is not None
     assert (capped.tier, capped.reason) == (
         "nano",
         "auto: output schema has 9 fields (> 8); capped at max_tier nano",
+    )
+
+
+def test_auto_is_unsure_between_the_clear_cases() -> None:
+    middle = task("classify", input="word " * 500, labels=["a", "b"], instructions="Use a if it is urgent.")
+    assert choose_start(middle, "auto", "nano", "full", "Use a if it is urgent.") is None
+    judge = task("judge", candidate="ok", criteria=["short"])
+    floored = choose_start(judge, "auto", "full", "full")
+    assert floored is not None and floored.tier == "mini"
+    assert (
+        floored.reason == "auto: short input, small flat output, no stacked conditions; judge starts no lower than mini"
     )

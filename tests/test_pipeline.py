@@ -19,9 +19,8 @@ from nodes.catalog import NODES, Task
 from nodes.cost import Usage, cost_usd
 from nodes.pipeline import Limits, Pipeline, RunReport
 from nodes.provider import OpenAIProvider
-from nodes.routing import Decision
 from nodes.settings import Settings
-from nodes.tiers import TierName, resolve_tiers
+from nodes.tiers import Decision, TierName, resolve_tiers
 
 BACKOFF = BackoffPolicy(base_s=0.5, cap_s=8.0, retry_after_cap_s=120.0)
 

@@ -18,9 +18,8 @@ from nodes.errors import UpstreamError
 from nodes.loopback import LoopbackServer
 from nodes.pipeline import Limits, Pipeline
 from nodes.provider import ModelRequest, OpenAIProvider, response_format_for
-from nodes.routing import Decision
 from nodes.settings import Settings
-from nodes.tiers import Tier, resolve_tiers
+from nodes.tiers import Decision, Tier, resolve_tiers
 
 ANSWER_SCHEMA = {
     "description": "Response model with structured fields.",

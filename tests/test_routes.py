@@ -391,3 +391,37 @@ def test_body_over_the_limit_is_413(
     chunked = service.http.post("/v1/nodes/classify", content=chunks(), headers={"content-type": "application/json"})
     assert_problem(chunked, 413, "payload-too-large")
     assert sandbox.requests() == []
+
+
+MIDDLE = {
+    "input": "word " * 500,
+    "labels": ["billing", "bug"],
+    "instructions": "Use bug if it is a defect.",
+    "tier": "auto",
+}
+
+
+def test_auto_asks_nano_when_the_rules_are_unsure(service: Service, sandbox: Sandbox) -> None:
+    sandbox.configure(faults=[{"kind": "content", "model": "*nano*", "times": 1,
+                               "content": '{"label": "COMPLEX", "confidence": 0.8}'}])  # fmt: skip
+    body = service.http.post("/v1/nodes/classify", json=MIDDLE).json()
+    assert body["routing"] == {"start_tier": "full", "reason": "auto: nano rated the task COMPLEX → full"}
+    routing, answer = body["attempts"]
+    assert (routing["tier"], routing["outcome"], routing["purpose"]) == ("nano", "ok", "routing")
+    assert (answer["tier"], answer["outcome"]) == ("full", "ok") and "purpose" not in answer
+    assert body["tier"] == "full" and body["escalated"] is False
+    assert body["usage"]["cost_usd"] == float(Decimal(str(routing["cost_usd"])) + Decimal(str(answer["cost_usd"])))
+    first_request = sandbox.requests()[0]["body"]
+    assert "SIMPLE" in json.dumps(first_request["response_format"])
+
+
+def test_auto_falls_back_to_mini_when_the_nano_check_fails(service: Service, sandbox: Sandbox) -> None:
+    sandbox.configure(faults=[{"kind": "non_json", "model": "*nano*", "times": 2}])
+    body = service.http.post("/v1/nodes/classify", json=MIDDLE).json()
+    assert body["routing"]["start_tier"] == "mini"
+    assert body["routing"]["reason"].startswith("auto: the nano complexity check failed (every allowed tier failed")
+    assert [(a["tier"], a.get("purpose")) for a in body["attempts"]] == [
+        ("nano", "routing"),
+        ("nano", "routing"),
+        ("mini", None),
+    ]
