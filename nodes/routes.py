@@ -106,14 +106,7 @@ async def run_node(
     """Run one node request, or queue it when it carries ``callback_url``."""
     received_at = time.monotonic()
     raw = await read_body(request, intake.settings.max_body_bytes)
-    result = await intake.submit(
-        node_name,
-        raw,
-        key_name=key_name,
-        idempotency_key=request.headers.get("idempotency-key"),
-        received_at=received_at,
-    )
-    return respond(result)
+    return respond(await intake.submit(node_name, raw, **_submission(request, key_name, received_at)))
 
 
 @router.post("/v1/nodes/{node_name}/batch")
@@ -126,14 +119,15 @@ async def run_batch(
     """Run many requests to one node concurrently; answers come back in order."""
     received_at = time.monotonic()
     raw = await read_body(request, intake.settings.max_batch_body_bytes)
-    result = await intake.submit_batch(
-        node_name,
-        raw,
-        key_name=key_name,
-        idempotency_key=request.headers.get("idempotency-key"),
-        received_at=received_at,
-    )
-    return respond(result)
+    return respond(await intake.submit_batch(node_name, raw, **_submission(request, key_name, received_at)))
+
+
+def _submission(request: Request, key_name: str, received_at: float) -> dict[str, Any]:
+    return {
+        "key_name": key_name,
+        "idempotency_key": request.headers.get("idempotency-key"),
+        "received_at": received_at,
+    }
 
 
 @router.get("/v1/runs/{run_id}")

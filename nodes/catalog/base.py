@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import JsonValue
 
 from nodes.protocol import NodeRequest, parse_json_object, validate_request
+from nodes.strict_schema import restore_optional, to_strict
 from nodes.tiers import TierName
 
 RequestT = TypeVar("RequestT", bound=NodeRequest)
@@ -68,6 +69,27 @@ def system_prompt(prompt: str, instructions: str | None) -> str:
     if not instructions or not instructions.strip():
         return prompt
     return f"{prompt}\n\n{INSTRUCTIONS_PREAMBLE}\n{fence('instructions', instructions.strip())}"
+
+
+def user_schema_task(
+    node: str, schema_name: str, prompt: str, instructions: str | None, material: str, schema: dict[str, Any]
+) -> Task:
+    """A task whose output follows the user's own JSON Schema.
+
+    The strict copy goes to the model; the reply is mapped back (nulls of optional fields dropped) and
+    validated against the original. Raises ``UnsupportedSchema`` outside the structured-outputs subset.
+    """
+    return Task(
+        node=node,
+        system_prompt=system_prompt(prompt, instructions),
+        user_prompt=fence("input", material),
+        schema_name=schema_name,
+        strict_schema=to_strict(schema),
+        output_schema=schema,
+        finalize=lambda value: restore_optional(value, schema),
+        input_chars=len(material),
+        structure_hint=schema,
+    )
 
 
 class Node(ABC, Generic[RequestT]):

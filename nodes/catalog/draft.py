@@ -10,9 +10,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from nodes.catalog.base import Node, Task, fence, render, system_prompt
+from nodes.catalog.base import Node, Task, fence, render, system_prompt, user_schema_task
 from nodes.protocol import NodeRequest
-from nodes.strict_schema import restore_optional, to_strict
 
 PROMPT = (
     "You are a careful writer. Using the material between <input> tags, write what the workflow "
@@ -78,19 +77,7 @@ class Draft(Node[DraftRequest]):
             prompt += f" Use at most {request.max_words} words."
         material = render(request.input)
         if request.format == "json" and request.schema_ is not None:
-            original = request.schema_
-            strict = to_strict(original)
-            return Task(
-                node=self.name,
-                system_prompt=system_prompt(prompt, request.instructions),
-                user_prompt=fence("input", material),
-                schema_name="draft",
-                strict_schema=strict,
-                output_schema=original,
-                finalize=lambda value: restore_optional(value, original),
-                input_chars=len(material),
-                structure_hint=original,
-            )
+            return user_schema_task(self.name, "draft", prompt, request.instructions, material, request.schema_)
         return Task(
             node=self.name,
             system_prompt=system_prompt(prompt + ' Reply as {"text": "..."}.', request.instructions),

@@ -11,9 +11,8 @@ from typing import Any
 
 from pydantic import Field
 
-from nodes.catalog.base import Node, Task, fence, render, system_prompt
+from nodes.catalog.base import Node, Task, render, user_schema_task
 from nodes.protocol import NodeRequest
-from nodes.strict_schema import restore_optional, to_strict
 
 PROMPT = (
     "You extract structured data. Read the material between <input> tags and fill in the fields of the "
@@ -41,17 +40,6 @@ class Extract(Node[ExtractRequest]):
 
     def task(self, request: ExtractRequest) -> Task:
         """Build the extract task; raises ``UnsupportedSchema`` for schemas outside the strict subset."""
-        original = request.schema_
-        strict = to_strict(original)
-        material = render(request.input)
-        return Task(
-            node=self.name,
-            system_prompt=system_prompt(PROMPT, request.instructions),
-            user_prompt=fence("input", material),
-            schema_name="extraction",
-            strict_schema=strict,
-            output_schema=original,
-            finalize=lambda value: restore_optional(value, original),
-            input_chars=len(material),
-            structure_hint=original,
+        return user_schema_task(
+            self.name, "extraction", PROMPT, request.instructions, render(request.input), request.schema_
         )
