@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from support import Sandbox, Service
 
-from nodes.audit import compare, normalise
+from nodes.audit import Auditor, compare, normalise
 from nodes.errors import InvalidRequest
 from nodes.settings import Settings
 from nodes.stats import parse_period, percentile, recommendation
@@ -172,3 +174,28 @@ def test_metrics(service: Service, sandbox: Sandbox) -> None:
     assert 'tierwise_run_seconds_count{node="classify"} 2.0' in text
     assert "tierwise_backlog" in text and 'tierwise_tier_rpm{tier="nano"}' in text
     assert "_created" not in text
+
+
+async def test_audit_samples_the_configured_share_of_runs_below_full() -> None:
+    audited: list[str] = []
+    auditor = Auditor(pipeline=None, db=None, rate=0.25, rng=random.Random(3))  # type: ignore[arg-type]
+
+    async def record(task: object, report: SimpleNamespace) -> None:
+        audited.append(report.run_id)
+
+    auditor.audit = record  # type: ignore[method-assign]
+
+    def done(n: int, tier: str, status: str = "succeeded") -> Any:
+        report = SimpleNamespace(run_id=f"run_{n}", status=status, tier=tier)
+        return SimpleNamespace(report=report, task=None)
+
+    for n in range(2000):
+        auditor.consider(done(n, "nano"))
+    for n in range(100):
+        auditor.consider(done(10_000 + n, "full"))
+        auditor.consider(done(20_000 + n, "mini", status="failed"))
+    await auditor.drain()
+    expected = random.Random(3)
+    assert len(audited) == sum(1 for _ in range(2000) if expected.random() < 0.25)
+    assert 450 <= len(audited) <= 550
+    assert all(int(run_id.removeprefix("run_")) < 2000 for run_id in audited)
