@@ -160,7 +160,9 @@ class N8nServer:
         while True:
             assert self.process.poll() is None, (self.n8n.folder / "server.log").read_text()[-3000:]
             try:
-                if httpx.get(f"{self.url}/healthz/readiness", timeout=1).status_code == 200:
+                # readiness comes a few seconds before the REST and webhook routes are mounted
+                ready = httpx.get(f"{self.url}/healthz/readiness", timeout=1).status_code == 200
+                if ready and httpx.get(f"{self.url}/rest/settings", timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
