@@ -105,6 +105,12 @@ def _batch(args: argparse.Namespace) -> int:
     return 0 if tally.failed == 0 else 1
 
 
+def _lint_make(args: argparse.Namespace) -> int:
+    from nodes.make_lint import main as lint_main
+
+    return lint_main(args.lint_args)
+
+
 def _keys_create(args: argparse.Namespace) -> int:
     settings = load_settings()
     db = Database(settings.db)
@@ -162,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.set_defaults(handler=_batch)
 
+    lint = commands.add_parser(
+        "lint-make", help="check Make blueprints (structure, mappings, module values)", add_help=False
+    )
+    lint.add_argument("lint_args", nargs=argparse.REMAINDER, help="blueprint files and options (see --help)")
+    lint.set_defaults(handler=_lint_make)
+
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create a key and print it once")
@@ -181,7 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["lint-make"]:  # its own options (--strict, --help ...) belong to the linter
+        from nodes.make_lint import main as lint_main
+
+        return lint_main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     try:
         code: int = args.handler(args)
     except ConfigError as exc:

@@ -287,3 +287,16 @@ def test_batch_command_refuses_an_unknown_node(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert result.returncode == 2 and "there is no node 'summarize'" in result.stderr
+
+
+def test_lint_make_command(tmp_path: Path) -> None:
+    templates = sorted(str(path) for path in (Path(__file__).parents[1] / "templates" / "make").glob("*.json"))
+    clean = subprocess.run([*TIERWISE, "lint-make", "--publishable", *templates], capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert f"{len(templates)} files checked: 0 errors, 0 warnings" in clean.stdout + clean.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"name": "x", "flow": [{"id": 1, "module": "http:ActionSendData"}], "metadata": {}}')
+    failed = subprocess.run([*TIERWISE, "lint-make", str(broken)], capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 1
+    assert "error" in failed.stdout + failed.stderr
