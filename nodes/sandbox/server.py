@@ -12,7 +12,13 @@ Endpoints:
   ``log_requests`` is on).
 * ``GET /_sandbox/stats``: ``{"served", "rate_limited", "faults": {kind: n}, "by_model": {model:
   {"served", "rate_limited"}}}``: 200 replies, 429s from the rate-limit buckets, faults delivered.
-* ``DELETE /_sandbox/requests``: empty the log and zero the stats.
+* ``GET /_sandbox/behaviour``: ``{"by_model": {model: {"served", "valid", "invalid_json",
+  "schema_violation", "correct", "wrong", "no_truth", "fault"}}}``: what the behaviour profiles decided for
+  the 200 replies they shaped (``fault`` counts replies a non-error fault rule overrode).
+* ``DELETE /_sandbox/requests``: empty the log and zero the stats and the behaviour counts.
+
+A request shaped by a behaviour profile (``nodes.sandbox.behaviour``) is logged with a ``behaviour``
+member: ``{"validity", "answer", "multi", "confidence", "latency_ms"}``.
 
 A chat completion is checked in this order: body validation (400), fault rules that answer with an
 error (``rate_limit``, ``insufficient_quota``, ``server_error``; these never touch the buckets), the
@@ -41,6 +47,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from nodes.sandbox import wire
+from nodes.sandbox.behaviour import ModelBehaviour, Shaped, drift, messages_text, shape_json, shape_text
 from nodes.sandbox.faults import FaultRule, SandboxConfig, pick_fault
 from nodes.sandbox.limits import Admission, RateLimiter
 from nodes.sandbox.synth import sentence, synthesize
@@ -53,6 +60,7 @@ _JSON_SCHEMA_UNSUPPORTED = (
     "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
 )
 _ERROR_FAULTS = frozenset({"rate_limit", "insufficient_quota", "server_error"})
+_BEHAVIOUR_COUNTERS = ("served", "valid", "invalid_json", "schema_violation", "correct", "wrong", "no_truth", "fault")
 
 
 @dataclass
@@ -63,6 +71,7 @@ class SandboxStats:
     rate_limited: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     by_model: dict[str, dict[str, int]] = field(default_factory=dict)
+    behaviour: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count_served(self, model: str) -> None:
         """Count one 200 chat completion for ``model``."""
@@ -77,6 +86,17 @@ class SandboxStats:
     def count_fault(self, kind: str) -> None:
         """Count one delivered fault of ``kind``."""
         self.faults[kind] = self.faults.get(kind, 0) + 1
+
+    def count_behaviour(self, model: str, record: dict[str, Any]) -> None:
+        """Count one 200 reply a behaviour profile shaped (``record`` as logged)."""
+        counts = self.behaviour.setdefault(model, dict.fromkeys(_BEHAVIOUR_COUNTERS, 0))
+        counts["served"] += 1
+        counts[record["validity"]] += 1
+        counts[record["answer"]] += 1
+
+    def behaviour_json(self) -> dict[str, Any]:
+        """A copy in the shape ``GET /_sandbox/behaviour`` returns."""
+        return {"by_model": {model: dict(counts) for model, counts in self.behaviour.items()}}
 
     def as_json(self) -> dict[str, Any]:
         """A copy in the shape ``GET /_sandbox/stats`` returns."""
@@ -146,6 +166,8 @@ class _Reply:
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     delay_ms: int = 0
+    latency_s: float | None = None
+    behaviour: dict[str, Any] | None = None
 
 
 @dataclass
@@ -160,6 +182,8 @@ class _Draft:
     reasoning: int
     delay_ms: int
     budget: int
+    latency_s: float | None = None
+    behaviour: dict[str, Any] | None = None
 
 
 class _BadRequest(Exception):
@@ -218,6 +242,8 @@ def create_sandbox_app(config: SandboxConfig | None = None, *, clock: Callable[[
             rule = pick_fault(state.config.faults, parsed.model, state.rng)
             reply, entry["fault"] = _answer(state, parsed, rule)
         entry["status"] = reply.status
+        if reply.behaviour is not None:
+            entry["behaviour"] = reply.behaviour
         if state.config.log_requests:
             state.requests.append(entry)
         return await _respond(state, reply)
@@ -250,6 +276,10 @@ def create_sandbox_app(config: SandboxConfig | None = None, *, clock: Callable[[
     @app.get("/_sandbox/stats")
     async def get_stats() -> dict[str, Any]:
         return state.stats.as_json()
+
+    @app.get("/_sandbox/behaviour")
+    async def get_behaviour() -> dict[str, Any]:
+        return state.stats.behaviour_json()
 
     return app
 
@@ -357,6 +387,8 @@ def _answer(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> tu
     if rule is not None:
         state.stats.count_fault(rule.kind)
     state.stats.count_served(request.model)
+    if draft.behaviour is not None:
+        state.stats.count_behaviour(request.model, draft.behaviour)
     return _completion(state, request, draft, admission), rule.kind if rule is not None else None
 
 
@@ -385,7 +417,13 @@ def _draft(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _Dr
     """Work out a 200 answer with ``rule`` (a non-error fault, if any) applied, and its token cost."""
     kind = rule.kind if rule is not None else None
     rng = _content_rng(state.config.seed, request)
-    content: str | None = _normal_content(request, rng)
+    profile = state.config.behaviour_for(request.model)
+    shaped: Shaped | None = None
+    if profile is None:
+        content: str | None = _normal_content(request, rng)
+    else:
+        shaped = _shaped_content(state, request, rng, profile)
+        content = shaped.content
     refusal: str | None = None
     finish_reason = "stop"
     completion_limit: int | None = None
@@ -396,7 +434,7 @@ def _draft(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _Dr
         content = wire.NON_JSON_TEXT
     elif kind == "schema_drift" and request.kind != "text":
         schema = _target_schema(request)
-        content = _json(_drift(synthesize(schema, rng, wire.input_text(request.messages)), schema))
+        content = _json(drift(synthesize(schema, rng, wire.input_text(request.messages)), schema))
     elif kind == "refusal":
         content, refusal = None, wire.REFUSAL_TEXT
     elif kind == "truncated" and content is not None:
@@ -414,6 +452,14 @@ def _draft(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _Dr
     else:
         completion = wire.completion_tokens(content if refusal is None else refusal) + reasoning
     budget = prompt + (request.max_tokens if request.max_tokens is not None else completion)
+    latency_s: float | None = None
+    record: dict[str, Any] | None = None
+    if profile is not None and shaped is not None:
+        latency_s = profile.latency_s(_streams(state.config.seed, request)("latency"), completion)
+        record = shaped.record()
+        if kind is not None and kind != "slow":
+            record["validity"] = "fault"
+        record["latency_ms"] = round(latency_s * 1000, 1)
     return _Draft(
         content=content,
         refusal=refusal,
@@ -423,6 +469,8 @@ def _draft(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _Dr
         reasoning=reasoning,
         delay_ms=delay_ms,
         budget=budget,
+        latency_s=latency_s,
+        behaviour=record,
     )
 
 
@@ -445,7 +493,7 @@ def _completion(state: SandboxState, request: _Parsed, draft: _Draft, admission:
     )
     headers = _limit_headers(admission, draft.budget)
     headers["openai-version"] = "2020-10-01"
-    return _Reply(200, body, headers, delay_ms=draft.delay_ms)
+    return _Reply(200, body, headers, delay_ms=draft.delay_ms, latency_s=draft.latency_s, behaviour=draft.behaviour)
 
 
 def _rate_limited(request: _Parsed, budget: int, admission: Admission) -> _Reply:
@@ -511,6 +559,17 @@ def _normal_content(request: _Parsed, rng: random.Random) -> str:
     return _json(synthesize(_target_schema(request), rng, wire.input_text(request.messages)))
 
 
+def _shaped_content(state: SandboxState, request: _Parsed, rng: random.Random, profile: ModelBehaviour) -> Shaped:
+    """The answer of a model with a behaviour profile: the normal answer, then the profile's draws."""
+    streams = _streams(state.config.seed, request)
+    text = messages_text(request.messages)
+    if request.kind == "text":
+        return shape_text(profile, _normal_content(request, rng), text, streams)
+    schema = _target_schema(request)
+    base = synthesize(schema, rng, wire.input_text(request.messages))
+    return shape_json(profile, schema, base, text, streams)
+
+
 def _target_schema(request: _Parsed) -> dict[str, Any]:
     """Return the schema a JSON answer must satisfy: the requested one, or the last ``<json_schema>`` block.
 
@@ -526,24 +585,21 @@ def _target_schema(request: _Parsed) -> dict[str, Any]:
     return schema if isinstance(schema, dict) else {"const": {}}
 
 
-def _drift(value: Any, schema: dict[str, Any]) -> dict[str, Any]:
-    """Break a valid object: drop its first required property and add ``unexpected_field``."""
-    if not isinstance(value, dict):
-        return {"unexpected_field": True}
-    required = schema.get("required")
-    if isinstance(required, list):
-        for key in required:
-            if key in value:
-                del value[key]
-                break
-    value["unexpected_field"] = True
-    return value
+def _request_digest(request: _Parsed) -> str:
+    """A hash of what decides a request's answer: model, messages, format and schema."""
+    payload = json.dumps([request.model, request.messages, request.kind, request.schema], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def _content_rng(seed: int | None, request: _Parsed) -> random.Random:
     """Return a random source fixed by the seed and the request, so equal requests get equal answers."""
-    payload = json.dumps([request.model, request.messages, request.kind, request.schema], sort_keys=True, default=str)
-    return random.Random(f"{seed}|{hashlib.sha256(payload.encode()).hexdigest()}")
+    return random.Random(f"{seed}|{_request_digest(request)}")
+
+
+def _streams(seed: int | None, request: _Parsed) -> Callable[[str], random.Random]:
+    """Independent random sources per aspect (``latency``, ``correct``...), fixed by the seed and the request."""
+    digest = _request_digest(request)
+    return lambda aspect: random.Random(f"{seed}|{digest}|{aspect}")
 
 
 def _json(value: Any) -> str:
@@ -553,7 +609,8 @@ def _json(value: Any) -> str:
 
 async def _respond(state: SandboxState, reply: _Reply) -> Response:
     """Wait out the configured latency (plus any ``slow`` delay) and send the reply."""
-    delay = state.latency_s() + reply.delay_ms / 1000
+    base = reply.latency_s if reply.latency_s is not None else state.latency_s()
+    delay = base + reply.delay_ms / 1000
     if delay > 0:
         await asyncio.sleep(delay)
     headers = {

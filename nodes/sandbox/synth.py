@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["synthesize", "sentence"]
+__all__ = ["SENTENCE_KEYS", "WORDS", "synthesize", "sentence"]
 
 #: Past this depth (counted in objects, arrays and ``$ref`` hops) the generator steers towards
 #: null, empty and non-recursive branches so recursive schemas terminate.
@@ -33,6 +33,8 @@ SHALLOW_DEPTH = 4
 MAX_DEPTH = 64
 
 _SENTENCE_KEYS = frozenset({"text", "summary", "reply", "body"})
+#: Property names whose strings are written as sentences (free text) rather than single words.
+SENTENCE_KEYS = _SENTENCE_KEYS
 _CONFIDENCE_KEYS = frozenset({"confidence", "score"})
 
 WORDS: tuple[str, ...] = (
