@@ -283,6 +283,15 @@ class Workflow:
             **RETRY,
         )
 
+    def chain(self, source: str, steps: list[Step], x: int) -> tuple[str, int]:
+        """Place ``steps`` one after another on the main row after ``source``; return the last node and x."""
+        last = source
+        for step in steps:
+            first, end, x = self.step(step, x, 0)
+            self.connect(last, first)
+            last = end
+        return last, x
+
     def step(self, step: Step, x: int, y: int) -> tuple[str, str, int]:
         """Add one service call; return (first node, last node, next free column x)."""
         request = f"{step.title}: request"
@@ -914,12 +923,7 @@ return {
 };""",
         "state.verdict = answer ? answer.output : null;",
     )
-    first, last, x = wf.step(drafts, x, 0)
-    wf.connect(start, first)
-    first, after, x = wf.step(severity, x, 0)
-    wf.connect(last, first)
-    first, last, x = wf.step(judge, x, 0)
-    wf.connect(after, first)
+    last, x = wf.chain(start, [drafts, severity, judge], x)
     wf.finish(
         last,
         x,
@@ -1067,12 +1071,7 @@ return {
 };""",
         "state.verdict = answer ? answer.output : null;",
     )
-    first, last, x = wf.step(sources, x, 0)
-    wf.connect(start, first)
-    first, after, x = wf.step(draft, x, 0)
-    wf.connect(last, first)
-    first, last, x = wf.step(judge, x, 0)
-    wf.connect(after, first)
+    last, x = wf.chain(start, [sources, draft, judge], x)
     wf.finish(
         last,
         x,
