@@ -10,9 +10,11 @@ produced (the run record, or the queued job), and given back if the request is r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -60,16 +62,12 @@ class Intake:
         claim = await self._claim(f"/v1/nodes/{node_name}", data, key_name, idempotency_key)
         if isinstance(claim, NodeResponse):
             return claim
-        try:
+        with self._given_back_if_refused(claim):
             self.quotas.admit(key_name)
             request = node.parse(data)
             node.task(request)
             if request.callback_url is not None:
                 return await self._enqueue(node, request, data, key_name=key_name, claim=claim)
-        except ProblemError:
-            if claim is not None:
-                self.idempotency.release(claim)
-            raise
         return await self.service.execute(
             node,
             request,
@@ -89,6 +87,16 @@ class Intake:
         if isinstance(outcome, StoredAnswer):
             return NodeResponse(outcome.status, outcome.body, {**outcome.headers, REPLAYED_HEADER: "true"})
         return outcome
+
+    @contextlib.contextmanager
+    def _given_back_if_refused(self, claim: Claim | None) -> Iterator[None]:
+        """Release an idempotency claim when the request is refused (4xx) before anything ran."""
+        try:
+            yield
+        except ProblemError:
+            if claim is not None:
+                self.idempotency.release(claim)
+            raise
 
     def _store_answer(self, claim: Claim | None) -> Any:
         if claim is None:
@@ -142,7 +150,7 @@ class Intake:
         claim = await self._claim(f"/v1/nodes/{node_name}/batch", data, key_name, idempotency_key)
         if isinstance(claim, NodeResponse):
             return claim
-        try:
+        with self._given_back_if_refused(claim):
             batch = validate_request(BatchRequest, data)
             if len(batch.items) > self.settings.max_batch_items:
                 raise InvalidRequest(
@@ -150,10 +158,6 @@ class Intake:
                     "(TIERWISE_MAX_BATCH_ITEMS); split the batch"
                 )
             self.quotas.admit(key_name)
-        except ProblemError:
-            if claim is not None:
-                self.idempotency.release(claim)
-            raise
         limit = asyncio.Semaphore(self.settings.batch_concurrency)
 
         async def one(item: Any) -> dict[str, Any]:
