@@ -5,6 +5,8 @@ Nothing here reaches beyond loopback: every tier of every service under test poi
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,37 @@ from support import CLIENT_KEY, Receiver, Sandbox, Service
 from nodes.app import create_app
 from nodes.loopback import LoopbackServer
 from nodes.settings import FullTier, MiniTier, NanoTier, Settings
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _loopback_only(address: object) -> None:
+    host = address[0] if isinstance(address, tuple) else None
+    if isinstance(host, str) and not ipaddress.ip_address(host.split("%", 1)[0]).is_loopback:
+        raise OSError(f"tests may only connect to loopback addresses, not {host}")
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _loopback_only(address)
+    _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _loopback_only(address)
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network() -> Iterator[None]:
+    """Refuse, in this process, any connection that is not to a loopback address: no test reaches the network."""
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

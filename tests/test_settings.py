@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from decimal import Decimal
 from pathlib import Path
 
@@ -168,3 +169,12 @@ def test_local_endpoint_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_climb(start: str, ceiling: str, ladder: list[str]) -> None:
     assert climb(start, ceiling) == ladder  # type: ignore[arg-type]
+
+
+def test_the_suite_cannot_reach_the_network() -> None:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        with pytest.raises(OSError, match="only connect to loopback"):
+            probe.connect(("203.0.113.7", 443))
+    finally:
+        probe.close()
