@@ -5,7 +5,8 @@ header the first request claims the key (scoped to the caller's API key) and its
 in the same transaction as its run; a repeat with the same body gets that answer back, a repeat
 with another body is a 409, and a repeat that arrives while the first is still running waits for it
 instead of running twice. A claim whose request died with its process is taken over once it is older
-than the run's own time cap.
+than the run's own time cap. Stored answers are kept for ``TIERWISE_IDEMPOTENCY_TTL_S`` (a week by
+default) and purged after that, at most once an hour, so the table does not grow without end.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from nodes.storage import Database
 
 MAX_KEY_LENGTH = 255
 POLL_INTERVAL_S = 0.025
+PURGE_EVERY_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,24 @@ def check_key(value: str) -> str:
 class IdempotencyStore:
     """Claims, stored answers and waiting, backed by the ``idempotency`` table."""
 
-    def __init__(self, db: Database, *, stale_after_s: float) -> None:
+    def __init__(self, db: Database, *, stale_after_s: float, ttl_s: float = 7 * 86_400) -> None:
         self.db = db
         self.stale_after_s = stale_after_s
+        self.ttl_s = ttl_s
+        self._next_purge = 0.0
+
+    def purge(self, now: float | None = None) -> int:
+        """Forget stored answers older than the time to live; returns how many were removed."""
+        cutoff = (now if now is not None else time.time()) - self.ttl_s
+        with self.db.transaction() as conn:
+            return conn.execute("DELETE FROM idempotency WHERE state = 'done' AND started_at < ?", (cutoff,)).rowcount
 
     def _try(self, key_name: str, key: str, fingerprint: str) -> Claim | StoredAnswer | None:
         """Claim the key, or return its stored answer, or None while another request holds it."""
         now = time.time()
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY_S
+            self.purge(now)
         with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT request_hash, state, status, headers, body, started_at FROM idempotency "

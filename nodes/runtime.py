@@ -77,7 +77,7 @@ class Runtime:
         self.intake = Intake(
             self.service,
             self.queue,
-            IdempotencyStore(self.db, stale_after_s=settings.run_timeout_s + 30),
+            IdempotencyStore(self.db, stale_after_s=settings.run_timeout_s + 30, ttl_s=settings.idempotency_ttl_s),
             Quotas(self.db, default_rpm=settings.key_rpm, default_budget_usd=settings.key_daily_budget_usd),
             jobs_added=self.workers.jobs_added,
         )

@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     callback_deadline_s: float = Field(
         default=86_400.0, gt=0, description="How long a callback is retried before it is given up."
     )
+    idempotency_ttl_s: float = Field(
+        default=7 * 86_400.0, gt=0, description="How long an answer is kept for Idempotency-Key replays."
+    )
     audit_rate: float = Field(
         default=0.0, ge=0, le=1, description="Share of runs on nano/mini re-done one tier up to measure agreement."
     )

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 from support import CLIENT_KEY, Receiver, Sandbox, Service
 
+from nodes.idempotency import IdempotencyStore
 from nodes.settings import Settings
+from nodes.storage import Database
 
 BODY = {"input": "Billing problem", "labels": ["billing", "bug"]}
 
@@ -127,3 +131,23 @@ def test_unusable_key_is_422(service: Service) -> None:
     response = service.http.post("/v1/nodes/classify", json=BODY, headers={"Idempotency-Key": "x" * 300})
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+
+
+def test_stored_answers_expire_after_their_time_to_live(tmp_path: Path) -> None:
+    db = Database(str(tmp_path / "i.db"))
+    store = IdempotencyStore(db, stale_after_s=150, ttl_s=3600)
+    with db.transaction() as conn:
+        for key, age in (("old", 7200), ("fresh", 60)):
+            conn.execute(
+                "INSERT INTO idempotency (key_name, idempotency_key, request_hash, state, status, headers, body, "
+                "started_at) VALUES ('k', ?, 'h', 'done', 200, '{}', '{}', ?)",
+                (key, time.time() - age),
+            )
+        conn.execute(
+            "INSERT INTO idempotency (key_name, idempotency_key, request_hash, state, started_at) "
+            "VALUES ('k', 'running-old', 'h', 'running', ?)",
+            (time.time() - 7200,),
+        )
+    assert store.purge() == 1
+    remaining = [row["idempotency_key"] for row in db.query("SELECT idempotency_key FROM idempotency ORDER BY 1")]
+    assert remaining == ["fresh", "running-old"]
