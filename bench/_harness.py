@@ -79,34 +79,31 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
 
 
 @contextmanager
+def tierwise_process(args: list[str], health_path: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``python -m nodes ARGS --port P`` in its own process; yields its root URL once ``health_path`` answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nodes", *args, "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}{health_path}", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+@contextmanager
 def sandbox_process(config: dict[str, Any]) -> Iterator[str]:
     """``tierwise sandbox`` in its own process; yields its /v1 base URL."""
-    port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "sandbox.json"
         path.write_text(json.dumps(config))
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nodes",
-                "sandbox",
-                "--port",
-                str(port),
-                "--faults",
-                str(path),
-                "--log-level",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_healthy(f"http://127.0.0.1:{port}/_sandbox/config", process)
-            yield f"http://127.0.0.1:{port}/v1"
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=20)
+        with tierwise_process(["sandbox", "--faults", str(path)], "/_sandbox/config") as url:
+            yield f"{url}/v1"
 
 
 def service_env(upstream: str, folder: str, **extra: str) -> dict[str, str]:
@@ -124,17 +121,6 @@ def service_env(upstream: str, folder: str, **extra: str) -> dict[str, str]:
 @contextmanager
 def service_process(upstream: str, **extra: str) -> Iterator[str]:
     """``tierwise serve`` in its own process against ``upstream``; yields its base URL."""
-    port = free_port()
     with tempfile.TemporaryDirectory() as folder:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "nodes", "serve", "--port", str(port), "--log-level", "warning"],
-            env=service_env(upstream, folder, **extra),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
+        with tierwise_process(["serve"], "/healthz", env=service_env(upstream, folder, **extra)) as url:
+            yield url

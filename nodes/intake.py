@@ -57,11 +57,10 @@ class Intake:
         self, node_name: str, raw: bytes, *, key_name: str, idempotency_key: str | None, received_at: float
     ) -> NodeResponse:
         """Answer ``POST /v1/nodes/{node}``."""
-        node = self.service.node(node_name)
-        data = parse_json_object(raw)
-        claim = await self._claim(f"/v1/nodes/{node_name}", data, key_name, idempotency_key)
-        if isinstance(claim, NodeResponse):
-            return claim
+        opened = await self._open(node_name, "", raw, key_name, idempotency_key)
+        if isinstance(opened, NodeResponse):
+            return opened
+        node, data, claim = opened
         with self._given_back_if_refused(claim):
             self.quotas.admit(key_name)
             request = node.parse(data)
@@ -76,6 +75,17 @@ class Intake:
             received_at=received_at,
             on_record=self._store_answer(claim),
         )
+
+    async def _open(
+        self, node_name: str, suffix: str, raw: bytes, key_name: str, idempotency_key: str | None
+    ) -> tuple[Node[Any], dict[str, Any], Claim | None] | NodeResponse:
+        """The node, the parsed body and the idempotency claim; or the stored answer to replay."""
+        node = self.service.node(node_name)
+        data = parse_json_object(raw)
+        claim = await self._claim(f"/v1/nodes/{node_name}{suffix}", data, key_name, idempotency_key)
+        if isinstance(claim, NodeResponse):
+            return claim
+        return node, data, claim
 
     async def _claim(
         self, path: str, data: dict[str, Any], key_name: str, idempotency_key: str | None
@@ -145,11 +155,10 @@ class Intake:
         self, node_name: str, raw: bytes, *, key_name: str, idempotency_key: str | None, received_at: float
     ) -> NodeResponse:
         """Answer ``POST /v1/nodes/{node}/batch``: every item's answer, in order; one failure fails no other."""
-        node = self.service.node(node_name)
-        data = parse_json_object(raw)
-        claim = await self._claim(f"/v1/nodes/{node_name}/batch", data, key_name, idempotency_key)
-        if isinstance(claim, NodeResponse):
-            return claim
+        opened = await self._open(node_name, "/batch", raw, key_name, idempotency_key)
+        if isinstance(opened, NodeResponse):
+            return opened
+        node, data, claim = opened
         with self._given_back_if_refused(claim):
             batch = validate_request(BatchRequest, data)
             if len(batch.items) > self.settings.max_batch_items:
