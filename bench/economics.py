@@ -4,10 +4,12 @@ The sandbox upstream runs in its own process with a behaviour profile per tier's
 (``nodes.sandbox.behaviour``): latency with a spread, invalid JSON and schema violations at per-call
 rates, right or wrong answers against ground truth carried in the requests, and a confidence that is
 lower when the answer is wrong. A pipeline-like workload with known truth (``economics_workload``) is
-run five ways:
+run six ways:
 
 * ``tierwise-static``: ``tierwise serve`` with the node-default tiers (classify ``min_confidence`` 0.7);
 * ``tierwise-auto``: the same requests with ``tier: "auto"``;
+* ``tierwise-nano``: the same requests with ``tier: "nano"`` (every node starts on nano; validation, the repair
+  turn and escalation still apply): the cheapest way to use Tierwise;
 * ``all-full``, ``all-mini``, ``all-nano``: one direct chat-completions call per run to that model, the
   request Tierwise would send on that tier (same prompt, strict ``json_schema``), no validation, no repair.
 
@@ -16,7 +18,8 @@ explicit errors), right or wrong against the truth. Tierwise's cost is the servi
 ``X-Tierwise-Cost-Usd`` (failed attempts and routing calls included); a baseline's is the sandbox's usage at
 the published prices (``nodes.cost``). Because the sandbox decides every answer from the seed and the request
 alone, a Tierwise attempt on tier T gets exactly the answer the all-T baseline got for the same item, which is
-how the report says what escalation caught and what it missed.
+how the report says what escalation caught and what it missed. It also says what a router that knew every
+answer in advance could do with the same three models (``oracle``): a bound no real router reaches.
 
     python bench/economics.py [--runs 1000] [--seed 7] [--concurrency 32] [--markdown FILE] [--json FILE]
 """
@@ -51,11 +54,12 @@ WRONG_CONFIDENCE = {"mean": 0.72, "sd": 0.13}
 
 # Per-tier behaviour. nano: invalid JSON 2.2% (DESIGN.md: valid JSON on ~97.8% of calls), schema
 # violations 3.8% on flat schemas (so it keeps to the schema on ~94%, DESIGN.md), multi-condition
-# correctness 71% (DESIGN.md); mini: multi-condition correctness 94% (DESIGN.md). Everything else is
-# chosen (see bench/ECONOMICS.md): full's rates, simple-task correctness, nested-schema rates, latencies.
+# correctness 71% (DESIGN.md), median latency 280 ms; mini: valid JSON on 99.2%, multi-condition correctness
+# 94% (DESIGN.md), median latency 620 ms. Everything else is chosen (see bench/ECONOMICS.md): full's rates,
+# mini's schema violations, simple-task correctness, nested-schema rates, decoding speeds.
 PROFILES: dict[str, dict[str, Any]] = {
     "nano": {
-        "latency_ms": 450,
+        "latency_ms": 280,
         "latency_sigma": 0.35,
         "latency_per_output_token_ms": 4,
         "invalid_json_rate": 0.022,
@@ -65,10 +69,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "correct_rate_multi": 0.71,
     },
     "mini": {
-        "latency_ms": 650,
+        "latency_ms": 620,
         "latency_sigma": 0.35,
         "latency_per_output_token_ms": 8,
-        "invalid_json_rate": 0.005,
+        "invalid_json_rate": 0.008,
         "schema_violation_rate": 0.01,
         "schema_violation_rate_nested": 0.02,
         "correct_rate_simple": 0.98,
@@ -85,7 +89,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "correct_rate_multi": 0.97,
     },
 }
-CONFIGS = ("all-full", "all-mini", "all-nano", "tierwise-static", "tierwise-auto")
+# Each Tierwise configuration and the ``tier`` its requests carry (None: the node's default).
+TIERWISE: dict[str, str | None] = {"tierwise-static": None, "tierwise-auto": "auto", "tierwise-nano": "nano"}
+CONFIGS = ("all-full", "all-mini", "all-nano", *TIERWISE)
+COST_TARGETS = {"all-mini": Decimal("0.35"), "all-full": Decimal("0.10")}
+CORRECTNESS_BAND = 0.02
 LADDER = ("nano", "mini", "full")
 
 
@@ -136,8 +144,10 @@ def is_correct(item: Item, value: Any) -> bool:
 # -- one run each way ------------------------------------------------------------------------------
 
 
-async def tierwise_run(http: aiohttp.ClientSession, base: str, item: Item, task: Task, auto: bool) -> dict[str, Any]:
-    body = {**item.body, "tier": "auto"} if auto else item.body
+async def tierwise_run(
+    http: aiohttp.ClientSession, base: str, item: Item, task: Task, tier: str | None
+) -> dict[str, Any]:
+    body = item.body if tier is None else {**item.body, "tier": tier}
     started = time.perf_counter()
     async with http.post(f"{base}/v1/nodes/{item.node}", json=body, headers={"X-Api-Key": KEY}) as response:
         data = await response.json(content_type=None)
@@ -384,15 +394,19 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {errors} | {s['correctness']:.1%} ({s['correct']}) "
             f"| {s['latency_ms']['p50']:,} / {s['latency_ms']['p95']:,} ms | {mix} | {calls} |"
         )
-    lines += ["", "| target | tierwise-static | tierwise-auto |", "|---|---|---|"]
+    oracle_points = {"oracle, within band": report["oracle"]["cheapest_within_band"],
+                     "oracle, within budget": report["oracle"]["best_within_budget"]}  # fmt: skip
+    columns = [*TIERWISE, *oracle_points]
+    lines += ["", "| target | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for key, label in (
         ("cost_vs_mini", "cost / all-mini cost (target ≤ 35%)"),
         ("cost_vs_full", "cost / all-full cost (target ≤ 10%)"),
         ("validity", "delivered validity (target ≥ 99.9%, or explicit errors)"),
         ("correctness_vs_mini", "correctness − all-mini's (target ≥ −2 points)"),
     ):
-        cells = [report["targets"][name][key] for name in ("tierwise-static", "tierwise-auto")]
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+        cells = [report["targets"][name][key] for name in TIERWISE]
+        cells += [(point or {}).get(key, "—") for point in oracle_points.values()]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "Correctness by node (right / runs):", ""]
     lines += ["| node | runs | " + " | ".join(CONFIGS) + " |", "|---|---|" + "---|" * len(CONFIGS)]
     for node in ("classify", "extract", "draft", "judge"):
@@ -409,7 +423,7 @@ def markdown(report: dict[str, Any]) -> str:
         "| configuration | nano | mini | full | of which routing checks | escalated runs | repair turns |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name in CONFIGS[3:]:
+    for name in TIERWISE:
         s = configs[name]
         total = Decimal(s["cost_usd"])
         cells = [
@@ -423,16 +437,17 @@ def markdown(report: dict[str, Any]) -> str:
         "The first answer attempt (scored from the all-T baseline, the same request) and what Tierwise did:",
         "",
     ]
-    lines += ["| first answer, then | tierwise-static | tierwise-auto |", "|---|---|---|"]
-    tables = [report["escalation"][name]["first_answer_vs_outcome"] for name in CONFIGS[3:]]
-    for key in sorted(set(tables[0]) | set(tables[1])):
-        lines.append(f"| {key} | {tables[0].get(key, 0)} | {tables[1].get(key, 0)} |")
+    header = " | ".join(TIERWISE)
+    lines += [f"| first answer, then | {header} |", "|---|" + "---|" * len(TIERWISE)]
+    tables = [report["escalation"][name]["first_answer_vs_outcome"] for name in TIERWISE]
+    for key in sorted(set().union(*tables)):
+        lines.append(f"| {key} | " + " | ".join(str(table.get(key, 0)) for table in tables) + " |")
     lines += ["", "Per node (first answer attempt):", ""]
-    lines += ["| node | verdict | tierwise-static | tierwise-auto |", "|---|---|---|---|"]
+    lines += [f"| node | verdict | {header} |", "|---|---|" + "---|" * len(TIERWISE)]
     for node in ("classify", "extract", "draft", "judge"):
-        per = [report["escalation"][name]["by_node"].get(node, {}) for name in CONFIGS[3:]]
-        for key in sorted(set(per[0]) | set(per[1])):
-            lines.append(f"| {node} | {key} | {per[0].get(key, 0)} | {per[1].get(key, 0)} |")
+        per = [report["escalation"][name]["by_node"].get(node, {}) for name in TIERWISE]
+        for key in sorted(set().union(*per)):
+            lines.append(f"| {node} | {key} | " + " | ".join(str(counts.get(key, 0)) for counts in per) + " |")
     routing = report["routing"]
     lines += ["", "tier auto: what decided the starting tier", ""]
     lines += ["| decided by | runs |", "|---|---|"]
@@ -445,22 +460,85 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cost_verdicts(cost: Decimal, configs: dict[str, Any]) -> dict[str, str]:
+    """A cost against the issue's targets (a share of all-mini's and of all-full's), with "met" or "missed"."""
+    verdicts = {}
+    for baseline, share in COST_TARGETS.items():
+        ratio = cost / Decimal(configs[baseline]["cost_usd"])
+        verdicts[f"cost_vs_{baseline.removeprefix('all-')}"] = f"{ratio:.1%} ({'met' if ratio <= share else 'missed'})"
+    return verdicts
+
+
+def correctness_verdict(correctness: float, configs: dict[str, Any]) -> str:
+    diff = (correctness - configs["all-mini"]["correctness"]) * 100
+    return f"{diff:+.1f} points ({'met' if diff >= -CORRECTNESS_BAND * 100 - 1e-9 else 'missed'})"
+
+
 def targets(configs: dict[str, Any]) -> dict[str, dict[str, str]]:
-    mini, full = Decimal(configs["all-mini"]["cost_usd"]), Decimal(configs["all-full"]["cost_usd"])
     result = {}
-    for name in ("tierwise-static", "tierwise-auto"):
+    for name in TIERWISE:
         s = configs[name]
-        cost = Decimal(s["cost_usd"])
         errors = sum(s["explicit_errors"].values())
-        diff = (s["correctness"] - configs["all-mini"]["correctness"]) * 100
         result[name] = {
-            "cost_vs_mini": f"{cost / mini:.1%} ({'met' if cost / mini <= Decimal('0.35') else 'missed'})",
-            "cost_vs_full": f"{cost / full:.1%} ({'met' if cost / full <= Decimal('0.10') else 'missed'})",
+            **cost_verdicts(Decimal(s["cost_usd"]), configs),
             "validity": f"{s['validity']:.2%} + {errors} explicit errors "
             f"({'met' if s['validity'] >= 0.999 else 'missed'})",
-            "correctness_vs_mini": f"{diff:+.1f} points ({'met' if diff >= -2 else 'missed'})",
+            "correctness_vs_mini": correctness_verdict(s["correctness"], configs),
         }
     return result
+
+
+def oracle(baselines: dict[str, list[dict[str, Any]]], configs: dict[str, Any]) -> dict[str, Any]:
+    """What a router that knew every answer in advance could do with one call per run to the three models.
+
+    It starts every run on nano and moves a run to the cheapest tier whose (one-shot, unvalidated) answer is
+    right only where nano's is not; each move buys one right answer, so taking the cheapest moves first is
+    optimal. Two points on that curve: the cheapest way to come within the correctness band of all-mini, and
+    the most right answers within both cost targets. No real router knows which answers are wrong, and this
+    one pays for no check, so both are bounds.
+    """
+    nano = baselines["all-nano"]
+    runs = len(nano)
+    moves = []
+    for index, run in enumerate(nano):
+        if run["correct"]:
+            continue
+        for tier in ("mini", "full"):
+            if baselines[f"all-{tier}"][index]["correct"]:
+                moves.append(baselines[f"all-{tier}"][index]["cost"] - run["cost"])
+                break
+    moves.sort()
+    budget = min(Decimal(configs[name]["cost_usd"]) * share for name, share in COST_TARGETS.items())
+    needed = configs["all-mini"]["correct"] - round(CORRECTNESS_BAND * runs)
+    spent = sum((run["cost"] for run in nano), Decimal(0))
+    right = sum(run["correct"] for run in nano)
+    within_band = (spent, right) if right >= needed else None
+    within_budget = (spent, right) if spent <= budget else None
+    for step in moves:
+        spent, right = spent + step, right + 1
+        if spent <= budget:
+            within_budget = (spent, right)
+        if within_band is None and right >= needed:
+            within_band = (spent, right)
+
+    def point(found: tuple[Decimal, int] | None) -> dict[str, Any] | None:
+        if found is None:
+            return None
+        cost, correct = found
+        return {
+            "cost_usd": str(cost),
+            "correct": correct,
+            **cost_verdicts(cost, configs),
+            "correctness_vs_mini": correctness_verdict(correct / runs, configs),
+        }
+
+    return {
+        "fixable_runs": len(moves),
+        "budget_usd": str(budget),
+        "needed_right": needed,
+        "cheapest_within_band": point(within_band),
+        "best_within_budget": point(within_budget),
+    }
 
 
 async def main() -> None:
@@ -485,20 +563,15 @@ async def main() -> None:
             timeout = aiohttp.ClientTimeout(total=300)
             async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
                 warm = build(16, args.seed + 1)
-                await run_all(warm, 16, lambda item: tierwise_run(http, base, item, task_for(item), False))
+                await run_all(warm, 16, lambda item: tierwise_run(http, base, item, task_for(item), None))
                 await run_all(warm, 16, lambda item: direct_run(http, upstream, item, task_for(item), "nano"))
                 for name in CONFIGS:
                     httpx.delete(f"{control}/_sandbox/requests")
-                    if name.startswith("all-"):
-                        tier = name.removeprefix("all-")
 
-                        def one(item: Item, tier: str = tier) -> Awaitable[dict[str, Any]]:
-                            return direct_run(http, upstream, item, tasks[item.index], tier)
-                    else:
-                        auto = name == "tierwise-auto"
-
-                        def one(item: Item, auto: bool = auto) -> Awaitable[dict[str, Any]]:
-                            return tierwise_run(http, base, item, tasks[item.index], auto)
+                    def one(item: Item, name: str = name) -> Awaitable[dict[str, Any]]:
+                        if name.startswith("all-"):
+                            return direct_run(http, upstream, item, tasks[item.index], name.removeprefix("all-"))
+                        return tierwise_run(http, base, item, tasks[item.index], TIERWISE[name])
 
                     results[name], walls[name] = await run_all(items, args.concurrency, one)
                     behaviour[name] = httpx.get(f"{control}/_sandbox/behaviour").json()["by_model"]
@@ -513,7 +586,8 @@ async def main() -> None:
         "profiles": config["behaviour"],
         "configs": configs,
         "targets": targets(configs),
-        "escalation": {name: escalation_report(items, results[name], baselines) for name in CONFIGS[3:]},
+        "oracle": oracle(baselines, configs),
+        "escalation": {name: escalation_report(items, results[name], baselines) for name in TIERWISE},
         "routing": routing_report(items, results["tierwise-auto"]),
         "sandbox_behaviour": behaviour,
     }

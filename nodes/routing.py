@@ -26,7 +26,7 @@ MULTI_CONDITION = re.compile(
 MULTI_CONDITION_THRESHOLD = 2
 SIMPLE_INPUT_TOKENS = 300
 SIMPLE_MAX_FIELDS = 4
-COMPLEXITY_EXCERPT_CHARS = 1500
+COMPLEXITY_EXCERPT_CHARS = 600
 AUTO_FLOOR: dict[str, TierName] = {"judge": "mini"}
 COMPLEXITY_LABELS = {
     "SIMPLE": "one clear-cut decision or lookup that a small model does reliably",
@@ -127,18 +127,27 @@ def choose_start(
         decision = Decision(requested, f"requested tier {requested}")
     else:
         decision = rule_decision(task, instructions)
+        floor = AUTO_FLOOR.get(task.node)
+        if decision is None and floor:
+            # The check can only tell nano from mini here, and this node never starts on nano.
+            decision = Decision(floor, f"auto: {task.node} starts no lower than {floor}; no complexity check needed")
     return None if decision is None else bounded(decision, task.node, ceiling)
 
 
 def complexity_request(task: Task, instructions: str | None) -> dict[str, Any]:
     """The classify request that asks nano how hard ``task`` is."""
-    fields, depth = count_fields(task.structure_hint) if task.structure_hint else (0, 1)
+    if task.structure_hint:
+        fields, depth = count_fields(task.structure_hint)
+        output = f"{fields} fields, {depth} level(s) of nesting"
+    else:
+        output = "free text"
     excerpt = task.user_prompt[:COMPLEXITY_EXCERPT_CHARS]
     description = (
         f"Task type: {task.node}\n"
         f"Author's instructions: {instructions.strip() if instructions else '(none)'}\n"
-        f"Output: {fields} fields, {depth} level(s) of nesting\n"
-        f"Material (first {COMPLEXITY_EXCERPT_CHARS} characters):\n{excerpt}"
+        f"Output: {output}\n"
+        f"Material: about {task.input_chars // CHARS_PER_TOKEN} tokens; "
+        f"its first {COMPLEXITY_EXCERPT_CHARS} characters:\n{excerpt}"
     )
     return {
         "input": description,

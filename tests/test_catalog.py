@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from nodes.catalog import NODES
-from nodes.routing import choose_start, count_fields
+from nodes.routing import COMPLEXITY_EXCERPT_CHARS, choose_start, complexity_request, count_fields
 from nodes.validate import check_reply, parse_json
 
 
@@ -190,3 +190,34 @@ def test_auto_is_unsure_between_the_clear_cases() -> None:
     assert (
         floored.reason == "auto: short input, small flat output, no stacked conditions; judge starts no lower than mini"
     )
+
+
+def test_auto_judge_skips_the_check_when_the_rules_are_unsure() -> None:
+    long_candidate = "The reply explains the refund in detail. " * 60
+    judge = task("judge", candidate=long_candidate, criteria=["polite", "accurate"])
+    decision = choose_start(judge, "auto", "full", "full")
+    assert decision is not None
+    assert (decision.tier, decision.reason) == (
+        "mini",
+        "auto: judge starts no lower than mini; no complexity check needed",
+    )
+    capped = choose_start(judge, "auto", "full", "nano")
+    assert capped is not None and capped.tier == "nano"
+
+
+def test_complexity_check_sees_instructions_size_and_an_excerpt() -> None:
+    document = "A" * 700 + "TAIL-MARKER"
+    t = task("extract", input=document, schema={"type": "object", "properties": {"a": {"type": "string"}}})
+    request = complexity_request(t, "Take the total unless it is a draft.")
+    text = request["input"]
+    assert text.startswith("Task type: extract\nAuthor's instructions: Take the total unless it is a draft.\n")
+    assert "Output: 1 fields, 1 level(s) of nesting\n" in text
+    assert f"Material: about {t.input_chars // 4} tokens; its first {COMPLEXITY_EXCERPT_CHARS} characters:" in text
+    assert t.user_prompt[:COMPLEXITY_EXCERPT_CHARS] in text and "TAIL-MARKER" not in text
+    assert (request["tier"], request["max_tier"]) == ("nano", "nano")
+    assert [label["name"] for label in request["labels"]] == ["SIMPLE", "MODERATE", "COMPLEX"]
+
+
+def test_complexity_check_describes_a_draft_as_free_text() -> None:
+    t = task("draft", input="Customer asks for a refund.", instructions="Offer a refund if the order is late.")
+    assert "\nOutput: free text\n" in complexity_request(t, "Offer a refund if the order is late.")["input"]

@@ -35,8 +35,9 @@ def test_known_limit_is_respected(
     assert all(r["tier"] == "nano" for r in results)
     stats = sandbox.http.get("/_sandbox/stats").json()
     assert stats["served"] == ITEMS
-    # paced at the limit: at most a handful of requests arrive a hair early
-    assert stats["rate_limited"] <= 3
+    # Paced at the limit, with 2% to spare: only requests that scheduling jitter on a busy machine delivers a
+    # hair early are refused (0-6 seen), where the first unpaced wave alone would overrun the bucket by 12.
+    assert stats["rate_limited"] <= ITEMS // 10
 
 
 def test_unknown_limit_is_learned_from_the_headers(service: Service, sandbox: Sandbox) -> None:

@@ -1,0 +1,67 @@
+"""The economics benchmark's arithmetic: the targets' verdicts and the oracle bound."""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import economics  # noqa: E402
+
+
+def run(correct: bool, cost: str) -> dict[str, Any]:
+    return {"correct": correct, "cost": Decimal(cost)}
+
+
+def configs(mini_cost: str, full_cost: str, mini_correct: int, runs: int) -> dict[str, Any]:
+    return {
+        "all-mini": {"cost_usd": mini_cost, "correct": mini_correct, "correctness": mini_correct / runs},
+        "all-full": {"cost_usd": full_cost},
+    }
+
+
+def test_cost_and_correctness_verdicts() -> None:
+    c = configs("1.00", "4.00", 90, 100)
+    assert economics.cost_verdicts(Decimal("0.35"), c) == {"cost_vs_mini": "35.0% (met)", "cost_vs_full": "8.8% (met)"}
+    assert economics.cost_verdicts(Decimal("0.41"), c) == {
+        "cost_vs_mini": "41.0% (missed)",
+        "cost_vs_full": "10.2% (missed)",
+    }
+    assert economics.correctness_verdict(0.88, c) == "-2.0 points (met)"
+    assert economics.correctness_verdict(0.87, c) == "-3.0 points (missed)"
+
+
+def test_oracle_takes_the_cheapest_fixes_first() -> None:
+    # 100 runs: nano right on 80; of its 20 misses, mini fixes 15 (cheap ones first), full 3 more, 2 nobody.
+    nano = [run(True, "0.001")] * 80 + [run(False, "0.001")] * 20
+    mini = [run(True, "0.004")] * 80 + [run(True, "0.003")] * 10 + [run(True, "0.009")] * 5 + [run(False, "0.004")] * 5
+    full = [run(True, "0.010")] * 95 + [run(True, "0.020")] * 3 + [run(False, "0.010")] * 2
+    baselines = {"all-nano": nano, "all-mini": mini, "all-full": full}
+    c = configs("0.40", "1.00", 95, 100)  # budget: min(35% of 0.40, 10% of 1.00) = 0.10
+    bound = economics.oracle(baselines, c)
+    assert bound["fixable_runs"] == 18
+    assert bound["budget_usd"] == "0.1000"
+    assert bound["needed_right"] == 93
+    # 13 fixes reach 93 right: 10 at +0.002 and 3 at +0.008, on top of nano's 0.100.
+    within_band = bound["cheapest_within_band"]
+    assert (Decimal(within_band["cost_usd"]), within_band["correct"]) == (Decimal("0.144"), 93)
+    assert within_band["correctness_vs_mini"] == "-2.0 points (met)"
+    assert within_band["cost_vs_full"] == "14.4% (missed)"
+    # nano alone already spends the whole budget.
+    within_budget = bound["best_within_budget"]
+    assert (Decimal(within_budget["cost_usd"]), within_budget["correct"]) == (Decimal("0.100"), 80)
+
+
+def test_oracle_within_budget_stops_at_the_budget() -> None:
+    nano = [run(False, "0.001")] * 10
+    mini = [run(True, "0.002")] * 10
+    full = [run(True, "0.005")] * 10
+    c = configs("0.05", "1.00", 10, 10)  # budget: min(0.35 * 0.05, 0.10) = 0.0175
+    bound = economics.oracle({"all-nano": nano, "all-mini": mini, "all-full": full}, c)
+    # nano costs 0.010; each fix adds 0.001, so 7 fit.
+    assert bound["best_within_budget"]["correct"] == 7
+    assert Decimal(bound["best_within_budget"]["cost_usd"]) == Decimal("0.017")
+    assert bound["cheapest_within_band"]["correct"] == 10
