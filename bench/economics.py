@@ -21,7 +21,8 @@ alone, a Tierwise attempt on tier T gets exactly the answer the all-T baseline g
 how the report says what escalation caught and what it missed. It also says what a router that knew every
 answer in advance could do with the same three models (``oracle``): a bound no real router reaches.
 
-    python bench/economics.py [--runs 1000] [--seed 7] [--concurrency 32] [--markdown FILE] [--json FILE]
+    python bench/economics.py [--runs 1000] [--seed 7] [--concurrency 32] [--multi-scale 1]
+                              [--markdown FILE] [--json FILE]
 """
 
 from __future__ import annotations
@@ -546,10 +547,19 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--multi-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="multiply every node's share of multi-condition tasks by X (0 for none; default 1)",
+    )
     parser.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown")
     parser.add_argument("--json", metavar="FILE", help="also write the full report (with every run) as JSON")
     args = parser.parse_args()
-    items = build(args.runs, args.seed)
+    if not 0 <= args.multi_scale <= 2:
+        parser.error("--multi-scale must be between 0 and 2 (every share stays at or below 100%)")
+    items = build(args.runs, args.seed, args.multi_scale)
     tasks = [task_for(item) for item in items]
     config = sandbox_config(args.seed)
     results: dict[str, list[dict[str, Any]]] = {}

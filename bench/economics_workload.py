@@ -367,8 +367,8 @@ def _judge(rng: random.Random, index: int, multi: bool) -> Item:
     return Item(index, "judge", body, {"verdict": verdict}, multi, False, False, complexity)
 
 
-def build(runs: int, seed: int) -> list[Item]:
-    """The workload: ``runs`` items, fixed by ``seed``."""
+def build(runs: int, seed: int, multi_scale: float = 1.0) -> list[Item]:
+    """The workload: ``runs`` items, fixed by ``seed``; ``multi_scale`` multiplies every multi-condition share."""
     rng = random.Random(f"economics-workload|{seed}")
     makers = {"classify": _classify, "extract": _extract, "draft": _draft, "judge": _judge}
     nodes = [node for node, _ in MIX]
@@ -376,6 +376,6 @@ def build(runs: int, seed: int) -> list[Item]:
     items = []
     for index in range(runs):
         node = rng.choices(nodes, weights)[0]
-        multi = rng.random() < MULTI_SHARE[node]
+        multi = rng.random() < MULTI_SHARE[node] * multi_scale
         items.append(makers[node](rng, index, multi))
     return items
