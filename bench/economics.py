@@ -94,6 +94,8 @@ PROFILES: dict[str, dict[str, Any]] = {
 TIERWISE: dict[str, str | None] = {"tierwise-static": None, "tierwise-auto": "auto", "tierwise-nano": "nano"}
 CONFIGS = ("all-full", "all-mini", "all-nano", *TIERWISE)
 COST_TARGETS = {"all-mini": Decimal("0.35"), "all-full": Decimal("0.10")}
+# The share of runs the audit pass re-does one tier up (TIERWISE_AUDIT_RATE).
+AUDIT_RATE = 0.5
 CORRECTNESS_BAND = 0.02
 LADDER = ("nano", "mini", "full")
 
@@ -224,17 +226,74 @@ async def run_all(
     items: list[Item], concurrency: int, one: Callable[[Item], Awaitable[dict[str, Any]]]
 ) -> tuple[list[dict[str, Any]], float]:
     results: list[dict[str, Any] | None] = [None] * len(items)
-    queue = list(reversed(items))
+    queue = list(reversed(list(enumerate(items))))
 
     async def worker() -> None:
         while queue:
-            item = queue.pop()
-            results[item.index] = await one(item)
+            position, item = queue.pop()
+            results[position] = await one(item)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - started
     return [result for result in results if result is not None], wall
+
+
+async def settled_stats(http: aiohttp.ClientSession, base: str, timeout_s: float = 300) -> dict[str, Any]:
+    """``GET /v1/stats`` once the background audits have stopped coming in (unchanged for 3 s)."""
+    deadline = time.monotonic() + timeout_s
+    seen, steady = -1, 0
+    while True:
+        async with http.get(f"{base}/v1/stats", params={"since": "1h"}, headers={"X-Api-Key": KEY}) as response:
+            stats: dict[str, Any] = await response.json()
+        audited = stats["totals"]["audited_runs"]
+        steady = steady + 1 if audited == seen else 0
+        if (audited and steady >= 3) or time.monotonic() > deadline:
+            return stats
+        seen = audited
+        await asyncio.sleep(1)
+
+
+async def audit_pass(
+    http: aiohttp.ClientSession, upstream: str, items: list[Item], tasks: list[Task], concurrency: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The ``tier: nano`` requests again, through a service that audits ``AUDIT_RATE`` of its runs.
+
+    Drafts are left out: the audit compares two texts by asking the full tier to judge them, and the
+    simulator has no truth for that judgement, so its verdicts would be made up.
+    """
+    audited = [item for item in items if item.node != "draft"]
+    with service_process(upstream, TIERWISE_AUDIT_RATE=str(AUDIT_RATE)) as base:
+
+        def one(item: Item) -> Awaitable[dict[str, Any]]:
+            return tierwise_run(http, base, item, tasks[item.index], "nano")
+
+        runs, _ = await run_all(audited, concurrency, one)
+        return runs, await settled_stats(http, base)
+
+
+def audit_report(
+    items: list[Item], stats: dict[str, Any], runs: list[dict[str, Any]], results: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """What the audit told, per node and tier, beside the simulator's truth about nano and mini on that node."""
+    truth: dict[str, Counter[str]] = defaultdict(Counter)
+    for item in items:
+        truth[item.node]["runs"] += 1
+        truth[item.node]["nano_right"] += results["tierwise-nano"][item.index]["correct"]
+        truth[item.node]["mini_right"] += results["all-mini"][item.index]["correct"]
+    same = sum(run["output"] == results["tierwise-nano"][run["index"]]["output"] for run in runs)
+    rows = [
+        {"node": row["node"], "tier": row["tier"], "runs": row["runs"], **row["audit"]}
+        for row in stats["rows"]
+        if row["audit"]["audited"]
+    ]
+    return {
+        "rate": AUDIT_RATE,
+        "rows": rows,
+        "cost_usd": stats["totals"]["audit_cost_usd"],
+        "truth": {node: dict(counts) for node, counts in sorted(truth.items())},
+        "same_answers_as_tierwise_nano": f"{same} of {len(runs)}",
+    }
 
 
 # -- summaries -------------------------------------------------------------------------------------
@@ -449,6 +508,24 @@ def markdown(report: dict[str, Any]) -> str:
         per = [report["escalation"][name]["by_node"].get(node, {}) for name in TIERWISE]
         for key in sorted(set().union(*per)):
             lines.append(f"| {node} | {key} | " + " | ".join(str(counts.get(key, 0)) for counts in per) + " |")
+    audit = report["audit"]
+    lines += [
+        "",
+        f"The routing audit on the `tier: nano` runs of classify, extract and judge ({audit['rate']:.0%} re-done one "
+        f"tier up; audit cost {money(audit['cost_usd'])}; answers identical to tierwise-nano's on "
+        f"{audit['same_answers_as_tierwise_nano']} runs), beside the simulator's truth for the node:",
+        "",
+        "| node | tier | runs | audited | agreement | the audit says | right on tier nano | right on all-mini |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in audit["rows"]:
+        truth = audit["truth"][row["node"]]
+        agreement = "—" if row["agreement"] is None else f"{row['agreement']:.0%}"
+        lines.append(
+            f"| {row['node']} | {row['tier']} | {row['runs']} | {row['audited']} | {agreement} "
+            f"| {row['recommendation'] or '—'} | {truth['nano_right'] / truth['runs']:.1%} "
+            f"| {truth['mini_right'] / truth['runs']:.1%} |"
+        )
     routing = report["routing"]
     lines += ["", "tier auto: what decided the starting tier", ""]
     lines += ["| decided by | runs |", "|---|---|"]
@@ -586,6 +663,13 @@ async def main() -> None:
                     results[name], walls[name] = await run_all(items, args.concurrency, one)
                     behaviour[name] = httpx.get(f"{control}/_sandbox/behaviour").json()["by_model"]
                     print(f"{name}: {walls[name]:.1f} s", flush=True)
+        started = time.perf_counter()
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=2),
+            timeout=aiohttp.ClientTimeout(total=300),
+        ) as http:
+            audited_runs, audited_stats = await audit_pass(http, upstream, items, tasks, args.concurrency)
+        print(f"audit pass: {time.perf_counter() - started:.1f} s", flush=True)
     configs = {name: summarise(items, results[name], walls[name]) for name in CONFIGS}
     baselines = {name: results[name] for name in CONFIGS if name.startswith("all-")}
     report = {
@@ -599,6 +683,7 @@ async def main() -> None:
         "oracle": oracle(baselines, configs),
         "escalation": {name: escalation_report(items, results[name], baselines) for name in TIERWISE},
         "routing": routing_report(items, results["tierwise-auto"]),
+        "audit": audit_report(items, audited_stats, audited_runs, results),
         "sandbox_behaviour": behaviour,
     }
     print(json.dumps(report, indent=2, default=str))

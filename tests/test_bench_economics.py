@@ -1,10 +1,11 @@
-"""The economics benchmark's arithmetic: the targets' verdicts and the oracle bound."""
+"""The economics benchmark's arithmetic: the targets' verdicts, the oracle bound and the audit report."""
 
 from __future__ import annotations
 
 import sys
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -65,3 +66,32 @@ def test_oracle_within_budget_stops_at_the_budget() -> None:
     assert bound["best_within_budget"]["correct"] == 7
     assert Decimal(bound["best_within_budget"]["cost_usd"]) == Decimal("0.017")
     assert bound["cheapest_within_band"]["correct"] == 10
+
+
+def test_audit_report_puts_the_audit_beside_the_truth() -> None:
+    items = [SimpleNamespace(index=n, node=node) for n, node in enumerate(["classify", "classify", "extract"])]
+    results = {
+        "tierwise-nano": [
+            {"correct": True, "output": {"label": "a"}},
+            {"correct": False, "output": {"label": "b"}},
+            {"correct": True, "output": {"x": 1}},
+        ],
+        "all-mini": [{"correct": True}, {"correct": True}, {"correct": False}],
+    }
+    audited_runs = [{"index": 0, "output": {"label": "a"}}, {"index": 2, "output": {"x": 2}}]
+    audit = {"audited": 2, "agreement": 0.5, "cost_usd": "0.001", "recommendation": "classify on nano: ..."}
+    stats = {
+        "totals": {"audit_cost_usd": "0.001"},
+        "rows": [
+            {"node": "classify", "tier": "nano", "runs": 2, "audit": audit},
+            {"node": "extract", "tier": "nano", "runs": 1, "audit": {**audit, "audited": 0}},
+        ],
+    }
+    report = economics.audit_report(items, stats, audited_runs, results)  # type: ignore[arg-type]
+    assert report["rows"] == [{"node": "classify", "tier": "nano", "runs": 2, **audit}]
+    assert report["truth"] == {
+        "classify": {"runs": 2, "nano_right": 1, "mini_right": 2},
+        "extract": {"runs": 1, "nano_right": 1, "mini_right": 0},
+    }
+    assert report["same_answers_as_tierwise_nano"] == "1 of 2"
+    assert (report["rate"], report["cost_usd"]) == (economics.AUDIT_RATE, "0.001")
