@@ -1,6 +1,7 @@
 """The routing audit: a sample of runs done again one tier up, to tell whether a node sits on the right tier.
 
-After a run succeeds on nano or mini, with probability ``TIERWISE_AUDIT_RATE`` the same task is run
+After a run succeeds on the nano or mini tier it started on (escalated runs have already moved, so they
+say nothing about the starting tier), with probability ``TIERWISE_AUDIT_RATE`` the same task is run
 again in the background on the next tier up, and the two answers are compared: the same label(s) for
 classify, the same verdict for judge, the same fields for extract and JSON drafts; free text is
 compared by the full tier acting as judge. The result — agreed or not, what differed, what the audit
@@ -77,7 +78,7 @@ class Auditor:
     def consider(self, done: RunDone) -> None:
         """Maybe start an audit of a finished run (a service observer)."""
         report = done.report
-        if self.rate <= 0 or report.status != "succeeded" or report.tier in (None, "full"):
+        if self.rate <= 0 or report.status != "succeeded" or report.tier in (None, "full") or report.escalated:
             return
         if self.rng.random() >= self.rate:
             return

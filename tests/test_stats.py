@@ -176,7 +176,7 @@ def test_metrics(service: Service, sandbox: Sandbox) -> None:
     assert "_created" not in text
 
 
-async def test_audit_samples_the_configured_share_of_runs_below_full() -> None:
+async def test_audit_samples_the_configured_share_of_unescalated_runs_below_full() -> None:
     audited: list[str] = []
     auditor = Auditor(pipeline=None, db=None, rate=0.25, rng=random.Random(3))  # type: ignore[arg-type]
 
@@ -185,8 +185,8 @@ async def test_audit_samples_the_configured_share_of_runs_below_full() -> None:
 
     auditor.audit = record  # type: ignore[method-assign]
 
-    def done(n: int, tier: str, status: str = "succeeded") -> Any:
-        report = SimpleNamespace(run_id=f"run_{n}", status=status, tier=tier)
+    def done(n: int, tier: str, status: str = "succeeded", escalated: bool = False) -> Any:
+        report = SimpleNamespace(run_id=f"run_{n}", status=status, tier=tier, escalated=escalated)
         return SimpleNamespace(report=report, task=None)
 
     for n in range(2000):
@@ -194,8 +194,10 @@ async def test_audit_samples_the_configured_share_of_runs_below_full() -> None:
     for n in range(100):
         auditor.consider(done(10_000 + n, "full"))
         auditor.consider(done(20_000 + n, "mini", status="failed"))
+        auditor.consider(done(30_000 + n, "mini", escalated=True))
     await auditor.drain()
     expected = random.Random(3)
     assert len(audited) == sum(1 for _ in range(2000) if expected.random() < 0.25)
+    assert all(int(run_id.removeprefix("run_")) < 2000 for run_id in audited)
     assert 450 <= len(audited) <= 550
     assert all(int(run_id.removeprefix("run_")) < 2000 for run_id in audited)
