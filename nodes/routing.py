@@ -129,7 +129,7 @@ def choose_start(
         decision = rule_decision(task, instructions)
         floor = AUTO_FLOOR.get(task.node)
         if decision is None and floor:
-            # The check can only tell nano from mini here, and this node never starts on nano.
+            # The floor already rules nano out; a check would only choose between mini and full, not worth a call.
             decision = Decision(floor, f"auto: {task.node} starts no lower than {floor}; no complexity check needed")
     return None if decision is None else bounded(decision, task.node, ceiling)
 
