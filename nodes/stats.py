@@ -4,7 +4,8 @@ Everything is computed from the run log (``runs``, ``attempts``) and the routing
 over a period, for the runs of one API key. Per node and starting tier: runs, the mix of tiers that
 answered, how often and why runs escalated, how often each tier's replies were valid, p50/p95
 latency, cost against the all-full baseline, and — where audited — how often the tier agreed with
-the tier above, with a recommendation in words.
+the tier above, with a recommendation in words. In the totals, the spend on each tier: every model
+call made there, failed attempts, repairs, escalations and routing checks included.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class Stats:
             (key_name, since, until),
         )
         attempts = self.db.query(
-            "SELECT r.node, a.run_id, a.tier, a.outcome FROM attempts a JOIN runs r ON r.run_id = a.run_id "
+            "SELECT r.node, a.run_id, a.tier, a.outcome, a.cost_usd FROM attempts a JOIN runs r ON r.run_id = a.run_id "
             "WHERE r.api_key_name = ? AND r.created_at >= ? AND r.created_at < ?",
             (key_name, since, until),
         )
@@ -123,8 +124,10 @@ class Stats:
         )
         reasons: dict[str, Counter[str]] = defaultdict(Counter)
         outcomes: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        spent_on: dict[str, Decimal] = {tier: Decimal(0) for tier in LADDER}
         for row in attempts:
             outcomes[(row["node"], row["tier"])][row["outcome"]] += 1
+            spent_on[row["tier"]] += Decimal(row["cost_usd"])
             if row["outcome"] != "ok":
                 reasons[row["run_id"]][row["outcome"]] += 1
         audit_rows: dict[tuple[str, str], list[Any]] = defaultdict(list)
@@ -151,6 +154,7 @@ class Stats:
                 "baseline_cost_usd": usd_text(baseline),
                 "savings_usd": usd_text(baseline - cost),
                 "savings_share": _ratio_decimal(baseline - cost, baseline),
+                "cost_by_tier": {tier: usd_text(amount) for tier, amount in spent_on.items()},
                 "audit_cost_usd": usd_text(audit_cost),
                 "audited_runs": len(audits),
             },

@@ -48,6 +48,9 @@ def test_dashboard_charts_the_stats(service: Service, sandbox: Sandbox, tmp_path
     assert '<div class="value">5 (0 failed)</div>' in html
     assert html.count('<rect x="80"') >= 4  # cost bars for two nodes, spent and baseline
     assert 'aria-label="tier mix per node"' in html
+    spend = html.split('aria-label="spend by tier"', 1)[1].split("</svg>", 1)[0]
+    assert spend.count("<rect") == 2 and 'fill="#2f9e44"' in spend and 'fill="#1c7ed6"' in spend  # nano, mini
+    assert ">mini $" in spend
 
     screenshot = tmp_path / "dashboard.png"
     shot = browse(tmp_path, url, f"--screenshot={screenshot}")

@@ -67,6 +67,28 @@ def test_stats_per_node_and_tier(service: Service, sandbox: Sandbox) -> None:
     assert Decimal(totals["cost_usd"]) == cost and Decimal(totals["baseline_cost_usd"]) == baseline
     assert Decimal(totals["savings_usd"]) == baseline - cost
     assert totals["savings_share"] == round(float((baseline - cost) / baseline), 4)
+    by_tier = {tier: Decimal(amount) for tier, amount in totals["cost_by_tier"].items()}
+    assert list(by_tier) == ["nano", "mini", "full"] and sum(by_tier.values()) == cost
+    assert by_tier["mini"] == sum(
+        (Decimal(str(a["cost_usd"])) for a in escalated["attempts"] if a["tier"] == "mini"), Decimal(0)
+    )
+    assert by_tier["full"] == Decimal(str(judged["usage"]["cost_usd"])) > 0
+
+
+def test_spend_by_tier_counts_routing_checks(service: Service, sandbox: Sandbox) -> None:
+    sandbox.configure(faults=[{"kind": "content", "model": "*nano*", "times": 1,
+                               "content": '{"label": "MODERATE", "confidence": 0.8}'}])  # fmt: skip
+    body = classify(service, "word " * 500, tier="auto", instructions="Use bug if it is a defect.")
+    assert [(a["tier"], a.get("purpose")) for a in body["attempts"]] == [("nano", "routing"), ("mini", None)]
+    routing, answer = body["attempts"]
+    totals = service.http.get("/v1/stats", params={"since": "1h"}).json()["totals"]
+    assert totals["cost_by_tier"] == {
+        "nano": totals["cost_by_tier"]["nano"],
+        "mini": totals["cost_by_tier"]["mini"],
+        "full": "0",
+    }
+    assert Decimal(totals["cost_by_tier"]["nano"]) == Decimal(str(routing["cost_usd"])) > 0
+    assert Decimal(totals["cost_by_tier"]["mini"]) == Decimal(str(answer["cost_usd"])) > 0
 
 
 def test_stats_period_and_key_scoping(service: Service) -> None:
