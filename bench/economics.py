@@ -240,15 +240,16 @@ async def run_all(
 
 
 async def settled_stats(http: aiohttp.ClientSession, base: str, timeout_s: float = 300) -> dict[str, Any]:
-    """``GET /v1/stats`` once the background audits have stopped coming in (unchanged for 3 s)."""
-    deadline = time.monotonic() + timeout_s
+    """``GET /v1/stats`` once the background audits have stopped coming in (unchanged for 3 s, or none in 10 s)."""
+    started = time.monotonic()
     seen, steady = -1, 0
     while True:
         async with http.get(f"{base}/v1/stats", params={"since": "1h"}, headers={"X-Api-Key": KEY}) as response:
             stats: dict[str, Any] = await response.json()
         audited = stats["totals"]["audited_runs"]
         steady = steady + 1 if audited == seen else 0
-        if (audited and steady >= 3) or time.monotonic() > deadline:
+        waited = time.monotonic() - started
+        if (steady >= 3 and (audited or waited >= 10)) or waited > timeout_s:
             return stats
         seen = audited
         await asyncio.sleep(1)
@@ -471,6 +472,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["| node | runs | " + " | ".join(CONFIGS) + " |", "|---|---|" + "---|" * len(CONFIGS)]
     for node in ("classify", "extract", "draft", "judge"):
         runs = configs[CONFIGS[0]]["by_node"][node]["runs"]
+        if not runs:
+            continue
         cells = [f"{configs[name]['by_node'][node]['correct'] / runs:.1%}" for name in CONFIGS]
         lines.append(f"| {node} | {runs} | " + " | ".join(cells) + " |")
     lines += ["", "Cost by node:", ""]
