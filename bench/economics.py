@@ -455,8 +455,11 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {errors} | {s['correctness']:.1%} ({s['correct']}) "
             f"| {s['latency_ms']['p50']:,} / {s['latency_ms']['p95']:,} ms | {mix} | {calls} |"
         )
-    oracle_points = {"oracle, within band": report["oracle"]["cheapest_within_band"],
-                     "oracle, within budget": report["oracle"]["best_within_budget"]}  # fmt: skip
+    oracle_points = {
+        "oracle, within band": report["oracle"]["cheapest_within_band"],
+        "oracle, within budget": report["oracle"]["best_within_budget"],
+        "tier nano + oracle, within band": report["oracle_after_tierwise_nano"]["cheapest_within_band"],
+    }
     columns = [*TIERWISE, *oracle_points]
     lines += ["", "| target | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for key, label in (
@@ -569,16 +572,19 @@ def targets(configs: dict[str, Any]) -> dict[str, dict[str, str]]:
     return result
 
 
-def oracle(baselines: dict[str, list[dict[str, Any]]], configs: dict[str, Any]) -> dict[str, Any]:
+def oracle(
+    baselines: dict[str, list[dict[str, Any]]], configs: dict[str, Any], start: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """What a router that knew every answer in advance could do with one call per run to the three models.
 
-    It starts every run on nano and moves a run to the cheapest tier whose (one-shot, unvalidated) answer is
-    right only where nano's is not; each move buys one right answer, so taking the cheapest moves first is
+    It starts every run on nano (or from ``start``, e.g. ``tier: nano``'s own runs, validation and repairs
+    included) and moves a run to the cheapest tier whose (one-shot, unvalidated) answer is right only where
+    the starting answer is not; each move buys one right answer, so taking the cheapest moves first is
     optimal. Two points on that curve: the cheapest way to come within the correctness band of all-mini, and
     the most right answers within both cost targets. No real router knows which answers are wrong, and this
     one pays for no check, so both are bounds.
     """
-    nano = baselines["all-nano"]
+    nano = start or baselines["all-nano"]
     runs = len(nano)
     moves = []
     for index, run in enumerate(nano):
@@ -684,6 +690,7 @@ async def main() -> None:
         "configs": configs,
         "targets": targets(configs),
         "oracle": oracle(baselines, configs),
+        "oracle_after_tierwise_nano": oracle(baselines, configs, results["tierwise-nano"]),
         "escalation": {name: escalation_report(items, results[name], baselines) for name in TIERWISE},
         "routing": routing_report(items, results["tierwise-auto"]),
         "audit": audit_report(items, audited_stats, audited_runs, results),

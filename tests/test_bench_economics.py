@@ -95,3 +95,19 @@ def test_audit_report_puts_the_audit_beside_the_truth() -> None:
     }
     assert report["same_answers_as_tierwise_nano"] == "1 of 2"
     assert (report["rate"], report["cost_usd"]) == (economics.AUDIT_RATE, "0.001")
+
+
+def test_oracle_can_start_from_tierwise_own_answers() -> None:
+    # Tierwise's runs already fixed two of nano's misses (at a small cost); the oracle moves only what is still wrong.
+    nano = [run(True, "0.001")] * 6 + [run(False, "0.001")] * 4
+    tierwise = [run(True, "0.001")] * 6 + [run(True, "0.002")] * 2 + [run(False, "0.002")] * 2
+    mini = [run(True, "0.005")] * 10
+    full = [run(True, "0.020")] * 10
+    c = configs("1.00", "1.00", 10, 10)
+    baselines = {"all-nano": nano, "all-mini": mini, "all-full": full}
+    from_tierwise = economics.oracle(baselines, c, tierwise)
+    assert from_tierwise["fixable_runs"] == 2
+    # needed: 10 right; tierwise spends 0.014 for 8, each move adds 0.003.
+    band = from_tierwise["cheapest_within_band"]
+    assert (Decimal(band["cost_usd"]), band["correct"]) == (Decimal("0.020"), 10)
+    assert economics.oracle(baselines, c)["fixable_runs"] == 4
