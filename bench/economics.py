@@ -584,10 +584,10 @@ def oracle(
     the most right answers within both cost targets. No real router knows which answers are wrong, and this
     one pays for no check, so both are bounds.
     """
-    nano = start or baselines["all-nano"]
-    runs = len(nano)
+    first = start or baselines["all-nano"]
+    runs = len(first)
     moves = []
-    for index, run in enumerate(nano):
+    for index, run in enumerate(first):
         if run["correct"]:
             continue
         for tier in ("mini", "full"):
@@ -597,8 +597,8 @@ def oracle(
     moves.sort()
     budget = min(Decimal(configs[name]["cost_usd"]) * share for name, share in COST_TARGETS.items())
     needed = configs["all-mini"]["correct"] - round(CORRECTNESS_BAND * runs)
-    spent = sum((run["cost"] for run in nano), Decimal(0))
-    right = sum(run["correct"] for run in nano)
+    spent = sum((run["cost"] for run in first), Decimal(0))
+    right = sum(run["correct"] for run in first)
     within_band = (spent, right) if right >= needed else None
     within_budget = (spent, right) if spent <= budget else None
     for step in moves:
@@ -672,13 +672,9 @@ async def main() -> None:
                     results[name], walls[name] = await run_all(items, args.concurrency, one)
                     behaviour[name] = httpx.get(f"{control}/_sandbox/behaviour").json()["by_model"]
                     print(f"{name}: {walls[name]:.1f} s", flush=True)
-        started = time.perf_counter()
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=2),
-            timeout=aiohttp.ClientTimeout(total=300),
-        ) as http:
-            audited_runs, audited_stats = await audit_pass(http, upstream, items, tasks, args.concurrency)
-        print(f"audit pass: {time.perf_counter() - started:.1f} s", flush=True)
+                started = time.perf_counter()
+                audited_runs, audited_stats = await audit_pass(http, upstream, items, tasks, args.concurrency)
+                print(f"audit pass: {time.perf_counter() - started:.1f} s", flush=True)
     configs = {name: summarise(items, results[name], walls[name]) for name in CONFIGS}
     baselines = {name: results[name] for name in CONFIGS if name.startswith("all-")}
     report = {

@@ -94,12 +94,19 @@ def clearly_simple(task: Task, instructions: str | None) -> bool:
 
 
 def rule_decision(task: Task, instructions: str | None) -> Decision | None:
-    """``auto``'s free rules: a definite tier, or None when they are unsure and the nano check should decide."""
+    """``auto``'s free rules: a definite tier, or None when they are unsure and the nano check should decide.
+
+    A node with a floor under ``auto`` (judge) never needs the check: it starts on its floor.
+    """
     reasons = auto_rules(task, instructions)
     if reasons:
         return Decision("mini", "auto: " + "; ".join(reasons))
     if clearly_simple(task, instructions):
         return Decision("nano", "auto: short input, small flat output, no stacked conditions")
+    floor = AUTO_FLOOR.get(task.node)
+    if floor:
+        # The floor already rules nano out; a check would only choose between mini and full, not worth a call.
+        return Decision(floor, f"auto: {task.node} starts no lower than {floor}; no complexity check needed")
     return None
 
 
@@ -127,10 +134,6 @@ def choose_start(
         decision = Decision(requested, f"requested tier {requested}")
     else:
         decision = rule_decision(task, instructions)
-        floor = AUTO_FLOOR.get(task.node)
-        if decision is None and floor:
-            # The floor already rules nano out; a check would only choose between mini and full, not worth a call.
-            decision = Decision(floor, f"auto: {task.node} starts no lower than {floor}; no complexity check needed")
     return None if decision is None else bounded(decision, task.node, ceiling)
 
 
