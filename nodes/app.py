@@ -1,11 +1,17 @@
-"""The application factory: ``create_app(settings)`` builds the runtime and serves it over HTTP.
+"""The application: every long-lived part of one service process, and the ASGI app that serves them.
 
-Configuration is checked while the runtime is built, before the server accepts anything, so a bad
-setting stops start-up with a sentence instead of failing requests later.
+``Tierwise.open(settings)`` opens the store (migrating it), and wires admission (keys, quotas,
+idempotency), the runner (tier caller, ladder, starting tier), submissions, the job workers, the
+outbox deliverer, stats, metrics and the routing audit. ``async with tierwise.running():`` starts
+what has to run — the embedded sandbox upstream when no real endpoint is configured, the workers and
+the deliverer — and stops them in order. ``create_app(settings)`` checks the configuration at once
+(a bad setting raises ``ConfigError`` before anything is served) and serves a ``Tierwise`` over HTTP;
+the ``tierwise batch`` command uses a ``Tierwise`` directly, so both behave the same.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,12 +19,122 @@ from typing import Any
 from fastapi import FastAPI
 
 from nodes import __version__
+from nodes.admission import Admission
+from nodes.api import router
+from nodes.attempts import Limits, TierCaller
+from nodes.audit import Auditor
+from nodes.idempotency import IdempotencyStore
+from nodes.jobs import JobQueue, JobWorkers
+from nodes.keys import KeyRing
+from nodes.ladder import Ladder
+from nodes.loopback import LoopbackServer
+from nodes.metrics import Metrics
+from nodes.outbox import Deliverer, Outbox
+from nodes.pacing import Limiters
 from nodes.problems import install_problem_handlers
-from nodes.provider import Provider
-from nodes.routes import router
-from nodes.runtime import Runtime
-from nodes.sandbox import SandboxConfig
+from nodes.provider import OpenAIProvider, Provider
+from nodes.quotas import Quotas
+from nodes.runner import Runner
+from nodes.sandbox import SandboxConfig, create_sandbox_app
 from nodes.settings import Settings, load_settings
+from nodes.stats import Stats
+from nodes.store import Store, check_location, open_store
+from nodes.submit import Submissions
+from nodes.tiers import LADDER, resolve_tiers, uses_sandbox
+
+logger = logging.getLogger("tierwise")
+
+PACING_HEADROOM = 0.98
+"""Calls are paced at this share of a tier's limit, so network jitter does not turn into 429s."""
+
+SANDBOX_BANNER = (
+    "\n" + "!" * 78 + "\n"
+    "!! SANDBOX MODE: no API key or base URL is configured, so every tier is served by the built-in\n"
+    "!! sandbox upstream at {url}. Outputs are synthetic. Set OPENAI_API_KEY (or\n"
+    "!! TIERWISE_<TIER>_API_KEY / TIERWISE_<TIER>_BASE_URL) to use real models.\n" + "!" * 78
+)
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse, with a ``ConfigError`` that says what to set, settings that could not serve a request."""
+    if not uses_sandbox(settings):
+        resolve_tiers(settings)
+    check_location(settings)
+
+
+class Tierwise:
+    """The parts of one service process, wired together over one store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        provider: Provider | None = None,
+        sandbox_config: SandboxConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.sandbox = uses_sandbox(settings)
+        self.sandbox_config = sandbox_config
+        self.provider: Provider = provider or OpenAIProvider()
+        self.keys = KeyRing(store, settings.api_keys)
+        self.admission = Admission(
+            self.keys,
+            Quotas(store, default_rpm=settings.key_rpm, default_budget_usd=settings.key_daily_budget_usd),
+            IdempotencyStore(store, stale_after_s=settings.run_timeout_s + 30, ttl_s=settings.idempotency_ttl_s),
+        )
+        self.pacing = Limiters(
+            {name: (settings.tier(name).rpm, settings.tier(name).tpm) for name in LADDER}, headroom=PACING_HEADROOM
+        )
+        caller = TierCaller(self.provider, Limits.from_settings(settings), pacing=self.pacing)
+        ladder = Ladder({} if self.sandbox else resolve_tiers(settings))
+        self.runner = Runner(caller, ladder, sandbox=self.sandbox)
+        self.queue = JobQueue(store)
+        self.outbox = Outbox(store, deadline_s=settings.callback_deadline_s)
+        self.submissions = Submissions(settings, store, self.admission, self.runner, self.queue)
+        self.stats = Stats(store)
+        self.metrics = Metrics(self.pacing)
+        self.auditor = Auditor(self.runner, store, rate=settings.audit_rate)
+        self.runner.observers += [self.metrics.observe, self.auditor.consider]
+        self.workers = JobWorkers(settings, store, self.queue, self.runner, self.outbox)
+        self.deliverer = Deliverer(settings, self.outbox)
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, *, provider: Provider | None = None, sandbox_config: SandboxConfig | None = None
+    ) -> Tierwise:
+        """Open the store the settings name (migrating it) and build every part on it."""
+        check_settings(settings)
+        store = await open_store(settings)
+        return cls(settings, store, provider=provider, sandbox_config=sandbox_config)
+
+    @asynccontextmanager
+    async def running(self, *, background: bool = True) -> AsyncIterator[Tierwise]:
+        """Start the sandbox (when no endpoint is configured), the workers and the deliverer; stop them after.
+
+        With ``background=False`` no queued job is run and no callback delivered (``tierwise batch``).
+        """
+        sandbox_server = None
+        try:
+            if self.sandbox:
+                sandbox_server = LoopbackServer(create_sandbox_app(self.sandbox_config))
+                url = await sandbox_server.start()
+                self.runner.ladder = Ladder(resolve_tiers(self.settings, sandbox_url=f"{url}/v1"))
+                logger.warning(SANDBOX_BANNER.format(url=url))
+            if background:
+                await self.workers.start()
+                await self.deliverer.start()
+            yield self
+        finally:
+            if background:
+                await self.workers.stop()
+                await self.deliverer.stop()
+            self.auditor.cancel()
+            await self.provider.aclose()
+            if sandbox_server is not None:
+                await sandbox_server.stop()
+            await self.store.close()
 
 
 def create_app(
@@ -28,11 +144,14 @@ def create_app(
     sandbox_config: SandboxConfig | None = None,
 ) -> FastAPI:
     """Build the ASGI app. Raises ``ConfigError`` for bad settings before anything is served."""
-    runtime = Runtime(settings or load_settings(), provider=provider, sandbox_config=sandbox_config)
+    settings = settings or load_settings()
+    check_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with runtime.running():
+        tierwise = await Tierwise.open(settings, provider=provider, sandbox_config=sandbox_config)
+        app.state.tierwise = tierwise
+        async with tierwise.running():
             yield {}
 
     app = FastAPI(
@@ -43,10 +162,7 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.runtime = runtime
-    app.state.service = runtime.service
-    app.state.intake = runtime.intake
-    app.state.settings = runtime.settings
+    app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(router)
     return app

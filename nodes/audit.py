@@ -19,15 +19,15 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from nodes.catalog import NODES
-from nodes.catalog.base import Task
+from nodes.catalog import NODES, Task
 from nodes.cost import usd_text
-from nodes.pipeline import Pipeline, RunReport
-from nodes.service import RunDone
-from nodes.storage import Database
-from nodes.tiers import LADDER, Decision, TierName
+from nodes.errors import RunFailed
+from nodes.record import RunRecord
+from nodes.runner import Finished, Runner
+from nodes.store import Store, utc_stamp
+from nodes.tiers import LADDER, TierName
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("tierwise.audit")
 
 
 def normalise(value: Any) -> Any:
@@ -68,50 +68,58 @@ def compare(node: str, answer: Any, reference: Any) -> tuple[bool | None, str]:
 class Auditor:
     """Samples finished runs and audits them in background tasks."""
 
-    def __init__(self, pipeline: Pipeline, db: Database, *, rate: float, rng: random.Random | None = None) -> None:
-        self.pipeline = pipeline
-        self.db = db
+    def __init__(self, runner: Runner, store: Store, *, rate: float, rng: random.Random | None = None) -> None:
+        self.runner = runner
+        self.store = store
         self.rate = rate
         self.rng = rng or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def consider(self, done: RunDone) -> None:
-        """Maybe start an audit of a finished run (a service observer)."""
-        report = done.report
-        if self.rate <= 0 or report.status != "succeeded" or report.tier in (None, "full") or report.escalated:
+    def consider(self, finished: Finished) -> None:
+        """Maybe start an audit of a finished run (a runner observer)."""
+        record = finished.record
+        if self.rate <= 0 or record.answer is None or record.tier == "full" or record.escalated:
             return
         if self.rng.random() >= self.rate:
             return
-        task = asyncio.get_running_loop().create_task(self.audit(done.task, report))
+        task = asyncio.get_running_loop().create_task(self.audit(finished.task, record))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def audit(self, task: Task, report: RunReport) -> None:
-        """Run ``task`` one tier above the one that answered, compare, and store the verdict."""
-        assert report.tier is not None
-        above: TierName = LADDER[LADDER.index(report.tier) + 1]
+    async def _redo(self, run_id: str, task: Task, tier: TierName) -> tuple[Any, Decimal, str]:
+        """Run ``task`` on ``tier`` alone: its output (None if it failed), the cost, and why it failed."""
+        budget = self.runner.caller.budget(run_id)
         try:
-            redo = await self.pipeline.run(f"{report.run_id}.audit", task, Decision(above, "audit"), above)
-            cost = redo.cost_usd
-            if redo.status != "succeeded":
-                agreed, detail = None, f"the {above} tier did not answer ({redo.detail})"
-            else:
-                agreed, detail = compare(report.node, report.output, redo.output)
-                if agreed is None:
-                    agreed, detail, judge_cost = await self._judge(task, report.output, redo.output)
-                    cost += judge_cost
-        except Exception:
-            logger.exception("the audit of run %s failed", report.run_id)
-            return
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO audits (run_id, node, tier, audit_tier, agreed, detail, cost_usd) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (report.run_id, report.node, report.tier, above, None if agreed is None else int(agreed), detail,
-                 usd_text(cost)),
-            )  # fmt: skip
+            answer = await self.runner.ladder.climb(self.runner.caller, budget, task, tier, tier)
+        except RunFailed as exc:
+            return None, exc.cost_usd, exc.detail
+        return answer.output, sum((a.cost_usd for a in budget.attempts), Decimal(0)), ""
 
-    async def _judge(self, task: Task, answer: Any, reference: Any) -> tuple[bool | None, str, Decimal]:
+    async def audit(self, task: Task, record: RunRecord) -> None:
+        """Run ``task`` one tier above the one that answered, compare, and store the verdict."""
+        assert record.tier is not None
+        above: TierName = LADDER[LADDER.index(record.tier) + 1]
+        try:
+            output, cost, failed = await self._redo(f"{record.run_id}.audit", task, above)
+            if output is None:
+                agreed, detail = None, f"the {above} tier did not answer ({failed})"
+            else:
+                agreed, detail = compare(record.node, record.output, output)
+                if agreed is None:
+                    agreed, detail, judge_cost = await self._judge(record.run_id, task, record.output, output)
+                    cost += judge_cost
+            async with self.store.transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO audits (run_id, node, tier, audit_tier, agreed, detail, cost_usd, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET agreed = excluded.agreed, "
+                    "detail = excluded.detail, cost_usd = excluded.cost_usd, created_at = excluded.created_at",
+                    (record.run_id, record.node, record.tier, above, None if agreed is None else int(agreed), detail,
+                     usd_text(cost), utc_stamp()),
+                )  # fmt: skip
+        except Exception:
+            logger.exception("the audit of run %s failed", record.run_id)
+
+    async def _judge(self, run_id: str, task: Task, answer: Any, reference: Any) -> tuple[bool | None, str, Decimal]:
         judge = NODES["judge"]
         request = judge.parse(
             {
@@ -124,11 +132,11 @@ class Auditor:
                 "max_tier": "full",
             }
         )
-        verdict = await self.pipeline.run("audit.judge", judge.task(request), Decision("full", "audit"), "full")
-        if verdict.status != "succeeded":
-            return None, "the full tier could not judge the texts", verdict.cost_usd
-        passed = verdict.output.get("verdict") == "pass"
-        return passed, "judged by full: " + "; ".join(verdict.output.get("reasons") or [])[:500], verdict.cost_usd
+        verdict, cost, _ = await self._redo(f"{run_id}.audit-judge", judge.task(request), "full")
+        if verdict is None:
+            return None, "the full tier could not judge the texts", cost
+        passed = verdict.get("verdict") == "pass"
+        return passed, "judged by full: " + "; ".join(verdict.get("reasons") or [])[:500], cost
 
     async def drain(self) -> None:
         """Wait for audits in flight (used by tests and on shutdown, bounded by the caller)."""

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from nodes.catalog import Node
 from nodes.errors import MalformedRequest
-from nodes.runtime import Runtime
+from nodes.submit import Submissions
 
 CLI_KEY_NAME = "cli"
 
@@ -61,7 +61,7 @@ def parse_line(line_number: int, line: str) -> Any:
 
 
 async def run_file(
-    runtime: Runtime,
+    submissions: Submissions,
     node: Node[Any],
     lines: Iterable[str],
     sink: TextIO,
@@ -86,7 +86,7 @@ async def run_file(
             if isinstance(item, MalformedRequest):
                 answer = item.to_problem()
             else:
-                answer = await runtime.intake.run_item(node, item, defaults, key_name=CLI_KEY_NAME)
+                answer = (await submissions.item(node, item, defaults, key_name=CLI_KEY_NAME)).body
         tally.add(number, answer)
         done[index] = answer
         while next_to_write in done:

@@ -1,4 +1,4 @@
-"""The ``tierwise`` command: ``serve``, ``sandbox`` and ``keys``.
+"""The ``tierwise`` command: ``serve``, ``sandbox``, ``batch``, ``lint-make``, ``keys`` and ``db``.
 
 Every failure a user can cause (bad settings, a taken port, a bad fault file) ends with one sentence
 on stderr and exit status 2, never a traceback.
@@ -7,6 +7,7 @@ on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -18,30 +19,73 @@ import uvicorn
 from nodes import __version__
 from nodes.errors import ConfigError, TierwiseError
 from nodes.keys import KeyRing
-from nodes.settings import load_settings
-from nodes.storage import Database
+from nodes.settings import Settings, load_settings
+from nodes.store import Row, open_store
+
+
+async def _prepare_store(settings: Settings) -> tuple[str, str | None]:
+    """Migrate the store and make sure a key exists; returns where the store is and a key made now, if any."""
+    store = await open_store(settings)
+    try:
+        keys = KeyRing(store, settings.api_keys)
+        created = await keys.create("default") if await keys.count() == 0 else None
+    finally:
+        await store.close()
+    return store.where, created
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from nodes.app import create_app
+    from nodes.app import check_settings, create_app
 
     settings = load_settings()
-    db = Database(settings.db)
-    keys = KeyRing(db, settings.api_keys)
-    if keys.count() == 0:
-        key = keys.create("default")
+    check_settings(settings)
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.workers > 1 and not settings.database_url:
+        raise ConfigError(
+            f"--workers {args.workers} needs PostgreSQL: a SQLite file (TIERWISE_DB) serves one process. "
+            "Set DATABASE_URL=postgresql://... to run several processes, or drop --workers."
+        )
+    where, key = asyncio.run(_prepare_store(settings))
+    if key is not None:
         print(
             "No API key existed, so one was created (shown once; store it, then pass it as "
             f"'Authorization: Bearer <key>'):\n\n    {key}\n",
             file=sys.stderr,
         )
-    db.close()
-    app = create_app(settings)
+    processes = f", {args.workers} processes" if args.workers > 1 else ""
     print(
-        f"Tierwise {__version__} listening on http://{args.host}:{args.port} (database: {settings.db})",
+        f"Tierwise {__version__} listening on http://{args.host}:{args.port} (store: {where}{processes})",
         file=sys.stderr,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    common: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "access_log": args.access_log,
+    }
+    if args.workers > 1:
+        uvicorn.run("nodes.app:create_app", factory=True, workers=args.workers, **common)
+    else:
+        uvicorn.run(create_app(settings), **common)
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from nodes.store.schema import LATEST, upgrade
+
+    async def go() -> tuple[str, list[str]]:
+        store = await open_store(load_settings(), migrate=False)
+        try:
+            return store.where, [f"{m.version}: {m.name}" for m in await upgrade(store)]
+        finally:
+            await store.close()
+
+    where, applied = asyncio.run(go())
+    if applied:
+        print(f"{where}: applied migration(s) " + "; ".join(applied), file=sys.stderr)
+    else:
+        print(f"{where}: already at schema version {LATEST}", file=sys.stderr)
     return 0
 
 
@@ -61,13 +105,13 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    import asyncio
     import contextlib
     import json
 
+    from nodes.app import Tierwise
     from nodes.batchfile import run_file
     from nodes.cost import usd_text
-    from nodes.runtime import Runtime
+    from nodes.submit import find_node
 
     try:
         defaults = json.loads(args.defaults) if args.defaults else {}
@@ -76,16 +120,16 @@ def _batch(args: argparse.Namespace) -> int:
     if not isinstance(defaults, dict):
         raise ConfigError("--defaults must be a JSON object")
     settings = load_settings()
-    runtime = Runtime(settings)
-    node = runtime.service.node(args.node)
+    node = find_node(args.node)
     with contextlib.ExitStack() as files:
         source = sys.stdin if args.file == "-" else files.enter_context(open(args.file, encoding="utf-8"))
         sink = sys.stdout if args.out == "-" else files.enter_context(open(args.out, "w", encoding="utf-8"))
 
         async def go() -> Any:
-            async with runtime.running(workers=False):
+            tierwise = await Tierwise.open(settings)
+            async with tierwise.running(background=False):
                 return await run_file(
-                    runtime,
+                    tierwise.submissions,
                     node,
                     source,
                     sink,
@@ -113,24 +157,33 @@ def _lint_make(args: argparse.Namespace) -> int:
 
 def _keys_create(args: argparse.Namespace) -> int:
     settings = load_settings()
-    db = Database(settings.db)
-    try:
-        key = KeyRing(db, settings.api_keys).create(args.name, rpm=args.rpm, daily_budget_usd=args.daily_budget_usd)
-    finally:
-        db.close()
+
+    async def go() -> tuple[str, str]:
+        store = await open_store(settings)
+        try:
+            return store.where, await KeyRing(store, settings.api_keys).create(
+                args.name, rpm=args.rpm, daily_budget_usd=args.daily_budget_usd
+            )
+        finally:
+            await store.close()
+
+    where, key = asyncio.run(go())
     print(key)
-    print(f"Created key {args.name!r} in {settings.db}. It is shown only once.", file=sys.stderr)
+    print(f"Created key {args.name!r} in {where}. It is shown only once.", file=sys.stderr)
     return 0
 
 
 def _keys_list(args: argparse.Namespace) -> int:
     settings = load_settings()
-    db = Database(settings.db)
-    try:
-        rows = db.query("SELECT name, prefix, rpm, daily_budget_usd, created_at FROM api_keys ORDER BY created_at")
-    finally:
-        db.close()
-    for row in rows:
+
+    async def go() -> list[Row]:
+        store = await open_store(settings)
+        try:
+            return await KeyRing(store, settings.api_keys).listing()
+        finally:
+            await store.close()
+
+    for row in asyncio.run(go()):
         limits = f"rpm={row['rpm'] or '-'} budget={row['daily_budget_usd'] or '-'}"
         print(f"{row['name']}\t{row['prefix']}…\t{limits}\t{row['created_at']}")
     if settings.api_keys:
@@ -149,7 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes serving the port (more than 1 needs DATABASE_URL)"
+    )
     serve.set_defaults(handler=_serve)
+
+    database = commands.add_parser("db", help="manage the store")
+    database_commands = database.add_subparsers(dest="db_command", required=True)
+    database_upgrade = database_commands.add_parser(
+        "upgrade", help="apply every pending schema migration (serve does this on start too)"
+    )
+    database_upgrade.set_defaults(handler=_db_upgrade)
 
     sandbox = commands.add_parser("sandbox", help="run the sandbox upstream alone (OpenAI-compatible)")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

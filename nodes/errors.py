@@ -14,9 +14,17 @@ The tree::
     │   ├── PayloadTooLarge          413
     │   ├── TooManyRequests          429  the caller's per-minute request limit is exhausted
     │   │   └── BudgetExhausted      429  the caller's daily budget in USD is spent
-    │   ├── RunFailed                502  every allowed tier failed (carries the attempts and cost)
-    │   └── RunDeadlineExceeded      504  the run's wall-time cap passed
-    ├── UpstreamError                one failed model call (internal: the pipeline retries or escalates)
+    │   ├── RunFailed                502  every allowed tier failed (carries every attempt and the cost)
+    │   │   └── RunDeadlineExceeded  504  the run's wall-time cap passed
+    │   ├── ServiceUnavailable       503  storage cannot be used right now; always with Retry-After
+    │   └── InternalError            500  a bug: logged, never anything the client sent
+    ├── UpstreamError                one failed model call (internal: the run retries or escalates)
+    │   ├── RateLimited              429: retried after Retry-After or backoff
+    │   ├── QuotaExhausted           429 insufficient_quota: never retried
+    │   ├── ServerError              5xx, 408, 409, an empty reply: retried
+    │   ├── RequestRejected          other 4xx: not retried
+    │   ├── UpstreamTimeout          retried
+    │   └── ConnectionFailed         retried
     └── ConfigError                  misconfiguration, raised at start-up with a sentence saying what to set
 
 Problem types are relative URIs under ``/problems/``; ``docs/protocol.md`` lists them.
@@ -26,7 +34,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from nodes.attempts import Attempt
 
 
 class TierwiseError(Exception):
@@ -177,19 +189,27 @@ class BudgetExhausted(TooManyRequests):
 
 
 class RunFailed(ProblemError):
-    """Every tier the run was allowed to use failed; carries each attempt and the money spent."""
+    """Every tier the run was allowed to use failed: raised once by the ladder, carrying every attempt.
+
+    The run's record renders it (``nodes.record``), adding the attempts, usage and routing to the body.
+    """
 
     status = 502
     slug = "run-failed"
     title = "Every allowed tier failed"
+    names_attempts: ClassVar[bool] = True
 
-    def __init__(self, detail: str, *, run_id: str, record: dict[str, Any]) -> None:
-        super().__init__(detail, run_id=run_id)
-        self.record = record
+    def __init__(self, detail: str, *, attempts: Sequence[Attempt] = ()) -> None:
+        if self.names_attempts:
+            tried = ", ".join(f"{attempt.tier}:{attempt.outcome}" for attempt in attempts) or "no attempt"
+            detail = f"{detail} ({tried})"
+        super().__init__(detail)
+        self.attempts = list(attempts)
 
-    def extra_members(self) -> dict[str, Any]:
-        """Add the run record (attempts, usage, node, metadata) to the problem body."""
-        return self.record
+    @property
+    def cost_usd(self) -> Decimal:
+        """What the failed run cost, every attempt included."""
+        return sum((attempt.cost_usd for attempt in self.attempts), Decimal(0))
 
 
 class RunDeadlineExceeded(RunFailed):
@@ -198,35 +218,92 @@ class RunDeadlineExceeded(RunFailed):
     status = 504
     slug = "run-deadline-exceeded"
     title = "Run deadline exceeded"
+    names_attempts = False
+
+
+class ServiceUnavailable(ProblemError):
+    """The service cannot do its part right now (storage unavailable); ``Retry-After`` says when to retry."""
+
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+class InternalError(ProblemError):
+    """A fault of the service itself, never of the request: logged with its traceback."""
+
+    status = 500
+    slug = "internal-error"
+    title = "Internal error"
+
+    def __init__(self, detail: str = "the service hit an unexpected error; it has been logged", **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
 
 
 class UpstreamError(TierwiseError):
-    """One model call that failed before producing an answer.
+    """One model call that failed before producing an answer (internal: a run retries or escalates on it).
 
-    ``outcome`` is the attempt outcome it is recorded as (``rate_limited``, ``upstream_error`` or
-    ``timeout``); ``retryable`` says whether the same tier may be tried again; ``retry_after_s`` is the
-    server's own advice, already parsed, when it gave one.
+    Each subclass is one kind of failure, with the attempt ``outcome`` it is recorded as and whether
+    the same tier may be tried again; ``retry_after_s`` is the server's own advice, already parsed.
     """
+
+    outcome: ClassVar[str] = "upstream_error"
+    retryable_by_default: ClassVar[bool] = False
 
     def __init__(
         self,
         message: str,
         *,
-        outcome: str,
-        retryable: bool,
         status: int | None = None,
         code: str | None = None,
         retry_after_s: float | None = None,
         headers: dict[str, str] | None = None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.outcome = outcome
-        self.retryable = retryable
         self.status = status
         self.code = code
         self.retry_after_s = retry_after_s
         self.headers = dict(headers or {})
+        self.retryable = self.retryable_by_default if retryable is None else retryable
+
+
+class RateLimited(UpstreamError):
+    """HTTP 429: the tier's rate limit; waiting helps."""
+
+    outcome = "rate_limited"
+    retryable_by_default = True
+
+
+class QuotaExhausted(UpstreamError):
+    """HTTP 429 ``insufficient_quota``: the account is out of credit; waiting does not help."""
+
+
+class ServerError(UpstreamError):
+    """HTTP 5xx, 408 or 409, or a reply with no usable choice: transient trouble at the endpoint."""
+
+    retryable_by_default = True
+
+
+class RequestRejected(UpstreamError):
+    """Any other HTTP 4xx: the endpoint refused the request itself, so repeating it is pointless."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The call took longer than the tier's timeout (or what was left of the run's deadline)."""
+
+    outcome = "timeout"
+    retryable_by_default = True
+
+
+class ConnectionFailed(UpstreamError):
+    """The endpoint could not be reached or the connection dropped."""
+
+    retryable_by_default = True
 
 
 class ConfigError(TierwiseError):

@@ -14,26 +14,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from nodes.errors import FieldIssue, IdempotencyConflict, InvalidRequest
-from nodes.storage import Database
+from nodes.protocol import Reply
+from nodes.store import Store, Tx
 
 MAX_KEY_LENGTH = 255
 POLL_INTERVAL_S = 0.025
 PURGE_EVERY_S = 3600.0
-
-
-@dataclass(frozen=True)
-class StoredAnswer:
-    """A stored answer, replayed as it was sent."""
-
-    status: int
-    headers: dict[str, str]
-    body: Any
 
 
 @dataclass(frozen=True)
@@ -64,78 +55,75 @@ def check_key(value: str) -> str:
 class IdempotencyStore:
     """Claims, stored answers and waiting, backed by the ``idempotency`` table."""
 
-    def __init__(self, db: Database, *, stale_after_s: float, ttl_s: float = 7 * 86_400) -> None:
-        self.db = db
+    def __init__(self, store: Store, *, stale_after_s: float, ttl_s: float = 7 * 86_400) -> None:
+        self.store = store
         self.stale_after_s = stale_after_s
         self.ttl_s = ttl_s
         self._next_purge = 0.0
 
-    def purge(self, now: float | None = None) -> int:
+    async def purge(self, now: float | None = None) -> int:
         """Forget stored answers older than the time to live; returns how many were removed."""
         cutoff = (now if now is not None else time.time()) - self.ttl_s
-        with self.db.transaction() as conn:
-            return conn.execute("DELETE FROM idempotency WHERE state = 'done' AND started_at < ?", (cutoff,)).rowcount
+        async with self.store.transaction() as tx:
+            return await tx.execute("DELETE FROM idempotency WHERE state = 'done' AND started_at < ?", (cutoff,))
 
-    def _try(self, key_name: str, key: str, fingerprint: str) -> Claim | StoredAnswer | None:
+    async def _try(self, key_name: str, key: str, fingerprint: str) -> Claim | Reply | None:
         """Claim the key, or return its stored answer, or None while another request holds it."""
         now = time.time()
         if now >= self._next_purge:
             self._next_purge = now + PURGE_EVERY_S
-            self.purge(now)
-        with self.db.transaction() as conn:
-            row = conn.execute(
-                "SELECT request_hash, state, status, headers, body, started_at FROM idempotency "
-                "WHERE key_name = ? AND idempotency_key = ?",
-                (key_name, key),
-            ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO idempotency (key_name, idempotency_key, request_hash, state, started_at) "
-                    "VALUES (?, ?, ?, 'running', ?)",
-                    (key_name, key, fingerprint, now),
-                )
+            await self.purge(now)
+        async with self.store.transaction() as tx:
+            inserted = await tx.execute(
+                "INSERT INTO idempotency (key_name, idempotency_key, request_hash, state, started_at) "
+                "VALUES (?, ?, ?, 'running', ?) ON CONFLICT (key_name, idempotency_key) DO NOTHING",
+                (key_name, key, fingerprint, now),
+            )
+            if inserted:
                 return Claim(key_name, key, fingerprint)
+            row = await tx.fetchone(
+                "SELECT request_hash, state, status, headers, body, started_at FROM idempotency "
+                "WHERE key_name = ? AND idempotency_key = ?" + self.store.row_lock,
+                (key_name, key),
+            )
+            if row is None:  # given back between the insert and the read: try again
+                return None
             if row["request_hash"] != fingerprint:
                 raise IdempotencyConflict(
                     "this Idempotency-Key was used with a different request; send a new key for a new request",
                     errors=[FieldIssue(("header", "Idempotency-Key"), "already used with another body")],
                 )
             if row["state"] == "done":
-                return StoredAnswer(int(row["status"]), json.loads(row["headers"]), json.loads(row["body"]))
+                return Reply(int(row["status"]), json.loads(row["body"]), json.loads(row["headers"]))
             if row["started_at"] < now - self.stale_after_s:
-                conn.execute(
+                await tx.execute(
                     "UPDATE idempotency SET started_at = ? WHERE key_name = ? AND idempotency_key = ?",
                     (now, key_name, key),
                 )
                 return Claim(key_name, key, fingerprint)
             return None
 
-    async def claim(self, key_name: str, key: str, fingerprint: str) -> Claim | StoredAnswer:
+    async def claim(self, key_name: str, key: str, fingerprint: str) -> Claim | Reply:
         """Claim ``key`` for this request, or wait for the request holding it and return its answer."""
         while True:
-            outcome = self._try(key_name, key, fingerprint)
+            outcome = await self._try(key_name, key, fingerprint)
             if outcome is not None:
                 return outcome
             await asyncio.sleep(POLL_INTERVAL_S)
 
     @staticmethod
-    def finish(conn: sqlite3.Connection, claim: Claim, status: int, headers: dict[str, str], body: Any) -> None:
+    async def finish(tx: Tx, claim: Claim, reply: Reply) -> None:
         """Store the answer of a claimed request, inside the caller's transaction."""
-        conn.execute(
+        await tx.execute(
             "UPDATE idempotency SET state = 'done', status = ?, headers = ?, body = ? "
             "WHERE key_name = ? AND idempotency_key = ?",
-            (status, json.dumps(headers), json.dumps(body), claim.key_name, claim.key),
+            (reply.status, json.dumps(reply.headers), json.dumps(reply.body), claim.key_name, claim.key),
         )
 
-    def finish_now(self, claim: Claim, status: int, headers: dict[str, str], body: Any) -> None:
-        """Store the answer of a claimed request in a transaction of its own."""
-        with self.db.transaction() as conn:
-            self.finish(conn, claim, status, headers, body)
-
-    def release(self, claim: Claim) -> None:
+    async def release(self, claim: Claim) -> None:
         """Give a claim back unused (the request was refused before it ran), so the key can be reused."""
-        with self.db.transaction() as conn:
-            conn.execute(
+        async with self.store.transaction() as tx:
+            await tx.execute(
                 "DELETE FROM idempotency WHERE key_name = ? AND idempotency_key = ? AND state = 'running'",
                 (claim.key_name, claim.key),
             )

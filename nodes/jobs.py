@@ -1,24 +1,41 @@
-"""The durable queue of asynchronous runs and the outbox of their callback deliveries.
+"""Asynchronous runs: the durable job queue and the workers that execute it.
 
-A run sent with ``callback_url`` is committed to ``jobs`` before the 202 is sent. A worker claims it
-(``queued → running``, with a lease), runs it, and in ONE transaction stores the run, marks the job
-done and puts the answer in the ``outbox``. The outbox is then delivered until the receiver answers
-2xx or the delivery deadline passes; each delivery has a fixed id, so a receiver that sees it twice
-(after a crash between sending and recording) knows it is the same one. On start-up, jobs left
-``running`` by a dead process are queued again; since the run record and the outbox row are written
-with the job's completion, a re-run can never produce a second, different answer.
+A request with ``callback_url`` is committed to ``jobs`` before its 202 is sent. A worker claims the
+oldest queued job (``queued → running``, under a lease it renews while the run goes on), runs it,
+and in ONE transaction marks the job done, stores the run and puts its answer in the outbox
+(``nodes.outbox``), which delivers it. On PostgreSQL any number of instances share the queue: a
+claim takes the row with ``FOR UPDATE SKIP LOCKED``, so each job runs on one instance at a time, and
+a job whose instance died is taken again when its lease runs out. Completion is conditional on the
+lease still being this worker's, so a job that two workers ended up running is stored once: the
+second completion finds the job no longer its own and drops its result. A SQLite file belongs to one
+process, so on start-up that process takes back at once whatever it left running when it died.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import sqlite3
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from nodes.storage import Database
+from nodes.catalog import NODES
+from nodes.errors import InternalError, ProblemError
+from nodes.outbox import Outbox
+from nodes.runlog import write_run
+from nodes.runner import Runner
+from nodes.settings import Settings
+from nodes.store import Row, StorageUnavailable, Store, Tx, utc_stamp
+
+logger = logging.getLogger("tierwise.jobs")
+
+IDLE_POLL_S = 1.0
+LEASE_S = 30.0
+MAX_JOB_TRIES = 3
+STORAGE_RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -33,30 +50,22 @@ class Job:
     tries: int
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """A due callback delivery."""
-
-    delivery_id: str
-    run_id: str
-    url: str
-    body: str
-    attempts: int
-    deadline_at: float
-
-
 class JobQueue:
-    """Jobs and outbox rows in SQLite."""
+    """The ``jobs`` table: enqueue, claim under a lease, complete."""
 
-    def __init__(self, db: Database, *, worker_id: str | None = None) -> None:
-        self.db = db
+    def __init__(self, store: Store, *, worker_id: str | None = None, lease_s: float = LEASE_S) -> None:
+        self.store = store
         self.worker_id = worker_id or uuid.uuid4().hex
+        self.lease_s = lease_s
+        self.added = asyncio.Event()
 
-    # -- jobs ----------------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Tell this process's workers that a job was added."""
+        self.added.set()
 
     @staticmethod
-    def enqueue(
-        conn: sqlite3.Connection,
+    async def enqueue(
+        tx: Tx,
         *,
         run_id: str,
         node: str,
@@ -65,42 +74,36 @@ class JobQueue:
         api_key_name: str | None,
     ) -> None:
         """Add a job inside the caller's transaction."""
-        conn.execute(
-            "INSERT INTO jobs (run_id, node, request, callback_url, api_key_name, status) "
-            "VALUES (?, ?, ?, ?, ?, 'queued')",
-            (run_id, node, json.dumps(request), callback_url, api_key_name),
+        await tx.execute(
+            "INSERT INTO jobs (run_id, node, request, callback_url, api_key_name, status, created_at) "
+            "VALUES (?, ?, ?, ?, ?, 'queued', ?)",
+            (run_id, node, json.dumps(request), callback_url, api_key_name, utc_stamp()),
         )
 
-    def recover(self) -> int:
-        """Take back what a dead process held: queue its running jobs again, free its deliveries in flight.
-
-        Returns how many jobs were queued again. A delivery that was in flight may have reached its
-        receiver; it is sent again with the same delivery id.
-        """
-        with self.db.transaction() as conn:
-            cursor = conn.execute(
+    async def recover(self) -> int:
+        """Queue again every job left running by a previous process (SQLite: this process owns the file)."""
+        async with self.store.transaction() as tx:
+            return await tx.execute(
                 "UPDATE jobs SET status = 'queued', worker = NULL, lease_until = NULL "
                 "WHERE status = 'running' AND (worker IS NULL OR worker != ?)",
                 (self.worker_id,),
             )
-            conn.execute("UPDATE outbox SET leased_until = NULL WHERE status = 'pending' AND leased_until IS NOT NULL")
-            return cursor.rowcount
 
-    def claim(self, lease_s: float) -> Job | None:
+    async def claim(self) -> Job | None:
         """Take the oldest queued job (or one whose lease ran out), or None."""
         now = time.time()
-        with self.db.transaction() as conn:
-            row = conn.execute(
+        async with self.store.transaction() as tx:
+            row = await tx.fetchone(
                 "SELECT run_id, node, request, callback_url, api_key_name, tries FROM jobs "
                 "WHERE status = 'queued' OR (status = 'running' AND lease_until < ?) "
-                "ORDER BY created_at LIMIT 1",
+                "ORDER BY created_at LIMIT 1" + self.store.claim_suffix,
                 (now,),
-            ).fetchone()
+            )
             if row is None:
                 return None
-            conn.execute(
+            await tx.execute(
                 "UPDATE jobs SET status = 'running', worker = ?, lease_until = ?, tries = tries + 1 WHERE run_id = ?",
-                (self.worker_id, now + lease_s, row["run_id"]),
+                (self.worker_id, now + self.lease_s, row["run_id"]),
             )
         return Job(
             run_id=row["run_id"],
@@ -111,106 +114,139 @@ class JobQueue:
             tries=int(row["tries"]) + 1,
         )
 
-    @staticmethod
-    def complete(conn: sqlite3.Connection, job: Job, *, status: str, body: dict[str, Any], deadline_s: float) -> str:
-        """Mark a job finished and queue its callback, inside the transaction that stores its run.
+    async def renew(self, job: Job) -> bool:
+        """Extend this worker's lease on a running job; False if the job is no longer this worker's."""
+        async with self.store.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE jobs SET lease_until = ? WHERE run_id = ? AND status = 'running' AND worker = ?",
+                (time.time() + self.lease_s, job.run_id, self.worker_id),
+            )
+        return changed == 1
 
-        Returns the delivery id.
-        """
-        now = time.time()
-        delivery_id = "dlv_" + uuid.uuid4().hex
-        conn.execute(
-            "UPDATE jobs SET status = ?, lease_until = NULL, "
-            "finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE run_id = ?",
-            (status, job.run_id),
+    async def complete(self, tx: Tx, job: Job, *, status: str) -> bool:
+        """Mark a job finished inside the caller's transaction; False if it is no longer this worker's."""
+        changed = await tx.execute(
+            "UPDATE jobs SET status = ?, lease_until = NULL, finished_at = ? "
+            "WHERE run_id = ? AND status = 'running' AND worker = ?",
+            (status, utc_stamp(), job.run_id, self.worker_id),
         )
-        conn.execute(
-            "INSERT INTO outbox (delivery_id, run_id, url, body, status, next_attempt_at, deadline_at) "
-            "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-            (delivery_id, job.run_id, job.callback_url, json.dumps(body), now, now + deadline_s),
-        )
-        return delivery_id
+        return changed == 1
 
-    def status(self, run_id: str) -> dict[str, Any] | None:
+    async def status(self, run_id: str) -> Row | None:
         """A job's row, or None when no job has that run id."""
-        rows = self.db.query(
-            "SELECT run_id, node, status, tries, created_at, finished_at, callback_url FROM jobs WHERE run_id = ?",
+        return await self.store.fetchone(
+            "SELECT run_id, node, status, tries, created_at, finished_at, callback_url, api_key_name "
+            "FROM jobs WHERE run_id = ?",
             (run_id,),
         )
-        return dict(rows[0]) if rows else None
 
-    def counts(self) -> dict[str, int]:
-        """How many jobs and deliveries are in each state."""
-        result: dict[str, int] = {}
-        for row in self.db.query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status"):
-            result[f"jobs_{row['status']}"] = int(row["n"])
-        for row in self.db.query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status"):
-            result[f"deliveries_{row['status']}"] = int(row["n"])
-        return result
+    async def counts(self) -> dict[str, int]:
+        """How many jobs are in each state."""
+        rows = await self.store.fetchall("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+        return {str(row["status"]): int(row["n"]) for row in rows}
 
-    # -- outbox --------------------------------------------------------------------------------------
 
-    def due_deliveries(self, *, limit: int, lease_s: float) -> list[Delivery]:
-        """Deliveries whose time has come, each leased for ``lease_s`` so it is sent by one task at a time."""
-        now = time.time()
-        with self.db.transaction() as conn:
-            rows = conn.execute(
-                "SELECT delivery_id, run_id, url, body, attempts, deadline_at FROM outbox "
-                "WHERE status = 'pending' AND next_attempt_at <= ? AND (leased_until IS NULL OR leased_until < ?) "
-                "ORDER BY next_attempt_at LIMIT ?",
-                (now, now, limit),
-            ).fetchall()
-            conn.executemany(
-                "UPDATE outbox SET leased_until = ? WHERE delivery_id = ?",
-                [(now + lease_s, row["delivery_id"]) for row in rows],
-            )
-        return [
-            Delivery(
-                delivery_id=row["delivery_id"],
-                run_id=row["run_id"],
-                url=row["url"],
-                body=row["body"],
-                attempts=int(row["attempts"]),
-                deadline_at=float(row["deadline_at"]),
-            )
-            for row in rows
+class JobWorkers:
+    """The job workers of one service process."""
+
+    def __init__(self, settings: Settings, store: Store, queue: JobQueue, runner: Runner, outbox: Outbox) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self.runner = runner
+        self.outbox = outbox
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Take back what a dead process left behind (SQLite), then start the workers."""
+        if not self.store.shared:
+            recovered = await self.queue.recover()
+            if recovered:
+                logger.warning("requeued %d asynchronous run(s) left unfinished by a previous process", recovered)
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self._loop(), name=f"tierwise-job-worker-{n}") for n in range(self.settings.job_workers)
         ]
 
-    def delivered(self, delivery_id: str) -> None:
-        """Record a 2xx from the receiver."""
-        with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, last_error = NULL, "
-                "leased_until = NULL, delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE delivery_id = ?",
-                (delivery_id,),
+    async def stop(self) -> None:
+        """Stop the workers; a run cut short stays queued in storage for the next start (or another instance)."""
+        self._stopping = True
+        self.queue.wake()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                job = await self.queue.claim()
+            except StorageUnavailable as exc:
+                logger.error("could not claim a job (%s); trying again in %g s", exc, STORAGE_RETRY_S)
+                await asyncio.sleep(STORAGE_RETRY_S)
+                continue
+            if job is None:
+                self.queue.added.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.queue.added.wait(), IDLE_POLL_S)
+                continue
+            try:
+                await self.run_job(job)
+            except Exception:
+                logger.exception("asynchronous run %s failed inside the service; it will be tried again", job.run_id)
+
+    async def run_job(self, job: Job) -> None:
+        """Run one job and queue its answer for delivery, atomically with its run record."""
+        node = NODES.get(job.node)
+        if node is None or job.tries > MAX_JOB_TRIES:
+            await self._give_up(job, f"the run could not be executed (node {job.node!r}, try {job.tries})")
+            return
+        try:
+            request = node.parse(job.request)
+            task = node.task(request)
+        except ProblemError as exc:
+            await self._give_up(job, f"the stored request is no longer valid: {exc.detail}")
+            return
+        renewer = asyncio.create_task(self._keep_lease(job))
+        try:
+            record = await self.runner.run(
+                node,
+                request,
+                task,
+                run_id=job.run_id,
+                raw=job.request,
+                api_key_name=job.api_key_name,
+                received_at=time.monotonic(),
             )
+        finally:
+            renewer.cancel()
+        async with self.store.transaction() as tx:
+            if not await self.queue.complete(tx, job, status="failed" if record.failure else "succeeded"):
+                logger.warning(
+                    "asynchronous run %s was taken over by another worker; this result is dropped", job.run_id
+                )
+                return
+            await write_run(tx, record)
+            await self.outbox.add(tx, run_id=job.run_id, url=job.callback_url, body=record.body())
+        self.runner.observe(record, task)
+        self.outbox.wake()
 
-    def failed(self, delivery: Delivery, error: str, retry_in_s: float) -> bool:
-        """Record a failed attempt; schedule another, or give up past the deadline. True if retried."""
-        now = time.time()
-        retry = now + retry_in_s <= delivery.deadline_at
-        with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, status = ?, "
-                "leased_until = NULL "
-                "WHERE delivery_id = ?",
-                (error, now + retry_in_s, "pending" if retry else "expired", delivery.delivery_id),
-            )
-        return retry
+    async def _keep_lease(self, job: Job) -> None:
+        while True:
+            await asyncio.sleep(self.queue.lease_s / 3)
+            try:
+                if not await self.queue.renew(job):
+                    return
+            except StorageUnavailable as exc:
+                logger.error("could not renew the lease of run %s: %s", job.run_id, exc)
 
-    def deliveries_for(self, run_id: str) -> list[dict[str, Any]]:
-        """The callback deliveries of a run, for ``GET /v1/runs/{run_id}``."""
-        rows = self.db.query(
-            "SELECT delivery_id, status, attempts, last_error, delivered_at FROM outbox WHERE run_id = ?",
-            (run_id,),
-        )
-        return [dict(row) for row in rows]
-
-    def wake_time(self) -> float | None:
-        """Seconds until the next pending delivery is due (0 if one is due now), or None if none is pending."""
-        rows = self.db.query(
-            "SELECT MIN(MAX(next_attempt_at, COALESCE(leased_until, 0))) AS t FROM outbox WHERE status = 'pending'"
-        )
-        if not rows or rows[0]["t"] is None:
-            return None
-        return max(0.0, float(rows[0]["t"]) - time.time())
+    async def _give_up(self, job: Job, detail: str) -> None:
+        logger.error("asynchronous run %s: %s", job.run_id, detail)
+        problem = InternalError(detail, run_id=job.run_id).to_problem()
+        async with self.store.transaction() as tx:
+            if await self.queue.complete(tx, job, status="failed"):
+                await self.outbox.add(tx, run_id=job.run_id, url=job.callback_url, body=problem)
+        self.outbox.wake()

@@ -2,6 +2,8 @@
 
 Keys made by the CLI are random, shown once, and stored only as SHA-256 hashes; lookups compare
 hashes in constant time. A key is high-entropy, so a plain hash (not a password KDF) is the right tool.
+Stored keys are looked up in the database, so a key made on one instance works on every instance;
+a key once found is remembered by this process (keys are never changed after they are made).
 """
 
 from __future__ import annotations
@@ -9,11 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 from decimal import Decimal
 
 from nodes.errors import InvalidRequest
-from nodes.storage import Database
+from nodes.store import DuplicateKey, Row, Store, utc_stamp
 
 KEY_PREFIX = "tw_"
 
@@ -26,11 +27,12 @@ def hash_key(key: str) -> str:
 class KeyRing:
     """The keys the service accepts: the environment's and the database's."""
 
-    def __init__(self, db: Database, env_keys: list[str]) -> None:
-        self.db = db
+    def __init__(self, store: Store, env_keys: list[str]) -> None:
+        self.store = store
         self._env_hashes = [(f"env-{index + 1}", hash_key(key)) for index, key in enumerate(env_keys)]
+        self._known: dict[str, str] = {}
 
-    def create(self, name: str, *, rpm: int | None = None, daily_budget_usd: Decimal | None = None) -> str:
+    async def create(self, name: str, *, rpm: int | None = None, daily_budget_usd: Decimal | None = None) -> str:
         """Make, store and return a new key called ``name``; the key is not retrievable later.
 
         ``rpm`` and ``daily_budget_usd`` are this key's own limits, overriding the service-wide defaults.
@@ -43,21 +45,35 @@ class KeyRing:
             raise InvalidRequest("--daily-budget-usd must be more than 0")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         try:
-            with self.db.transaction() as conn:
-                conn.execute(
-                    "INSERT INTO api_keys (name, key_hash, prefix, rpm, daily_budget_usd) VALUES (?, ?, ?, ?, ?)",
-                    (name, hash_key(key), key[:7], rpm, str(daily_budget_usd) if daily_budget_usd else None),
+            async with self.store.transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO api_keys (name, key_hash, prefix, rpm, daily_budget_usd, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        name,
+                        hash_key(key),
+                        key[:7],
+                        rpm,
+                        str(daily_budget_usd) if daily_budget_usd else None,
+                        utc_stamp(),
+                    ),
                 )
-        except sqlite3.IntegrityError as exc:
+        except DuplicateKey as exc:
             raise InvalidRequest(f"a key named {name!r} exists already; choose another name") from exc
         return key
 
-    def count(self) -> int:
+    async def count(self) -> int:
         """How many keys are accepted."""
-        stored = self.db.query("SELECT COUNT(*) AS n FROM api_keys")[0]["n"]
-        return len(self._env_hashes) + int(stored)
+        row = await self.store.fetchone("SELECT COUNT(*) AS n FROM api_keys")
+        return len(self._env_hashes) + int(row["n"] if row else 0)
 
-    def identify(self, key: str) -> str | None:
+    async def listing(self) -> list[Row]:
+        """The stored keys' names, prefixes and limits (never the keys)."""
+        return await self.store.fetchall(
+            "SELECT name, prefix, rpm, daily_budget_usd, created_at FROM api_keys ORDER BY created_at"
+        )
+
+    async def identify(self, key: str) -> str | None:
         """The name of ``key`` if it is accepted, else None."""
         digest = hash_key(key)
         found = None
@@ -66,7 +82,10 @@ class KeyRing:
                 found = name
         if found:
             return found
-        rows = self.db.query("SELECT name, key_hash FROM api_keys WHERE key_hash = ?", (digest,))
-        if rows and hmac.compare_digest(rows[0]["key_hash"], digest):
-            return str(rows[0]["name"])
-        return None
+        if digest in self._known:
+            return self._known[digest]
+        row = await self.store.fetchone("SELECT name, key_hash FROM api_keys WHERE key_hash = ?", (digest,))
+        if row is None or not hmac.compare_digest(str(row["key_hash"]), digest):
+            return None
+        self._known[digest] = str(row["name"])
+        return str(row["name"])

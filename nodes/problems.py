@@ -13,8 +13,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from nodes.errors import FieldIssue, InvalidRequest, MethodNotAllowed, NotFound, ProblemError
+from nodes.errors import (
+    FieldIssue,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    ProblemError,
+    ServiceUnavailable,
+)
 from nodes.protocol import summarise
+from nodes.store import StorageUnavailable
 
 logger = logging.getLogger("tierwise")
 
@@ -48,19 +57,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         issues = [FieldIssue(tuple(error["loc"]), str(error["msg"])) for error in exc.errors()]
         return problem_response(InvalidRequest(summarise(issues), errors=issues))
 
+    async def on_storage(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("storage unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(
+            ServiceUnavailable("storage is unavailable right now; nothing was accepted, so retry the request later")
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
-        body = {
-            "type": "/problems/internal-error",
-            "title": "Internal error",
-            "status": 500,
-            "detail": "the service hit an unexpected error; it has been logged",
-            "errors": [],
-            "run_id": None,
-        }
-        return JSONResponse(body, status_code=500, media_type=PROBLEM_JSON)
+        return problem_response(InternalError())
 
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StorageUnavailable, on_storage)
     app.add_exception_handler(Exception, on_unexpected)

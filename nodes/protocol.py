@@ -1,12 +1,15 @@
-"""The webhook protocol's request side: fields every node shares, and turning raw bytes into a request.
+"""The webhook protocol: the fields every node request shares, batches, and the shape of a reply.
 
 Field names are fixed by PROTOCOL.md. Unknown fields are refused (a misspelt ``max_teir`` must not be
-silently ignored), and every refusal names the field and says what to send instead.
+silently ignored), and every refusal names the field and says what to send instead. A ``Reply`` is
+what the service answers to a POST — a status, a JSON body and headers — whether it comes from a
+run, a queued job, a batch, or is replayed for an ``Idempotency-Key``.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
@@ -15,6 +18,20 @@ from nodes.errors import FieldIssue, InvalidRequest, MalformedRequest
 from nodes.tiers import TierName
 
 TierChoice = Literal["auto", "nano", "mini", "full"]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer to send: status, JSON body, headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_problem(self) -> bool:
+        """True for 4xx/5xx answers (their body is a problem)."""
+        return self.status >= 400
 
 
 class NodeRequest(BaseModel):
@@ -29,7 +46,9 @@ class NodeRequest(BaseModel):
     tier: TierChoice | None = Field(default=None, description="Where to start; default is the node's tier.")
     max_tier: TierName = Field(default="full", description="Escalation ceiling.")
     metadata: dict[str, JsonValue] = Field(default_factory=dict, description="Echoed back and stored with the run.")
-    callback_url: str | None = Field(default=None, description="Asynchronous mode (not enabled in this version).")
+    callback_url: str | None = Field(
+        default=None, description="Asynchronous mode: answer 202 at once and POST the result to this URL."
+    )
 
     @field_validator("input")
     @classmethod

@@ -23,11 +23,19 @@ from openai.types.chat.completion_create_params import ResponseFormat
 
 from nodes.backoff import is_retryable, parse_retry_after
 from nodes.cost import Usage
-from nodes.errors import UpstreamError
+from nodes.errors import (
+    ConnectionFailed,
+    QuotaExhausted,
+    RateLimited,
+    RequestRejected,
+    ServerError,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from nodes.settings import StructuredOutputMode
 from nodes.tiers import Tier, TierName
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("tierwise.provider")
 
 JSON_MODE_INSTRUCTION = (
     "Reply with one JSON object only, no prose and no code fences. "
@@ -99,35 +107,45 @@ def _refuses_json_schema(exc: openai.APIStatusError) -> bool:
     return "response_format" in text or "json_schema" in text
 
 
+def _status_error_class(status: int, code: str | None) -> type[UpstreamError]:
+    """Which kind of failure an HTTP error status is (the mapping table at the SDK edge)."""
+    if status == 429:
+        return QuotaExhausted if code == "insufficient_quota" else RateLimited
+    if status in (408, 409) or status >= 500:
+        return ServerError
+    return RequestRejected
+
+
+def _error_code(body: object) -> str | None:
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    if error.get("type") == "insufficient_quota":
+        return "insufficient_quota"
+    raw_code = error.get("code") or error.get("type")
+    return str(raw_code) if raw_code is not None else None
+
+
 def upstream_error_from(exc: Exception) -> UpstreamError:
-    """Translate an SDK or transport exception into the pipeline's ``UpstreamError``."""
+    """Translate an SDK or transport exception into one of the ``UpstreamError`` kinds."""
     if isinstance(exc, openai.APITimeoutError):
-        return UpstreamError("the model call timed out", outcome="timeout", retryable=True)
+        return UpstreamTimeout("the model call timed out")
     if isinstance(exc, openai.APIConnectionError):
-        return UpstreamError(f"could not reach the model endpoint: {exc}", outcome="upstream_error", retryable=True)
+        return ConnectionFailed(f"could not reach the model endpoint: {exc}")
     if isinstance(exc, openai.APIStatusError):
         headers = exc.response.headers
-        body = exc.body if isinstance(exc.body, dict) else {}
-        error = body.get("error", body) if isinstance(body, dict) else {}
-        code = None
-        if isinstance(error, dict):
-            raw_code = error.get("code") or error.get("type")
-            code = str(raw_code) if raw_code is not None else None
-            if error.get("type") == "insufficient_quota":
-                code = "insufficient_quota"
+        code = _error_code(exc.body)
         status = exc.status_code
-        retryable = is_retryable(status, code, headers.get("x-should-retry"))
-        outcome = "rate_limited" if status == 429 and code != "insufficient_quota" else "upstream_error"
-        return UpstreamError(
+        kind = _status_error_class(status, code)
+        return kind(
             f"HTTP {status}{f' {code}' if code else ''}: {exc.message}"[:500],
-            outcome=outcome,
-            retryable=retryable,
             status=status,
             code=code,
             retry_after_s=parse_retry_after(headers),
             headers={key.lower(): value for key, value in headers.items()},
+            retryable=is_retryable(status, code, headers.get("x-should-retry")),
         )
-    return UpstreamError(f"unexpected error from the model client: {exc!r}", outcome="upstream_error", retryable=False)
+    return UpstreamError(f"unexpected error from the model client: {exc!r}")
 
 
 class OpenAIProvider:
@@ -189,17 +207,20 @@ class OpenAIProvider:
             max_completion_tokens=request.max_output_tokens,
             timeout=request.timeout_s,
         )
-        completion = raw.parse()
-        if not completion.choices:
-            raise UpstreamError("the endpoint answered with no choices", outcome="upstream_error", retryable=True)
-        choice = completion.choices[0]
-        usage = Usage.from_openai(completion.usage.model_dump() if completion.usage else None)
+        # The body is read as plain JSON: building the SDK's pydantic models would cost more than the
+        # rest of the service's work on a reply, and only five fields are needed.
+        try:
+            completion = json.loads(raw.content)
+            choice = completion["choices"][0]
+            message = choice["message"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ServerError("the endpoint answered with no usable choice") from exc
         return ModelReply(
-            content=choice.message.content,
-            refusal=choice.message.refusal,
-            finish_reason=choice.finish_reason,
-            usage=usage,
-            model=completion.model or tier.model,
+            content=message.get("content"),
+            refusal=message.get("refusal"),
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage.from_openai(completion.get("usage")),
+            model=completion.get("model") or tier.model,
             structured_outputs=mode,
             headers={k.lower(): v for k, v in raw.headers.items()},
         )

@@ -137,7 +137,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DATABASE_URL"),
-        description="PostgreSQL URL; not supported by this version (use TIERWISE_DB).",
+        description="PostgreSQL URL (postgresql://...); when set, it is used instead of TIERWISE_DB and may be "
+        "shared by any number of service processes.",
     )
     max_body_bytes: int = Field(default=1_000_000, gt=0, description="Largest request body accepted.")
     max_batch_body_bytes: int = Field(default=10_000_000, gt=0, description="Largest batch request body accepted.")
@@ -234,9 +235,4 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from exc
     except ValueError as exc:  # a TOML file that does not parse
         raise ConfigError(f"could not read the configuration: {exc}") from exc
-    if settings.database_url:
-        raise ConfigError(
-            "DATABASE_URL is set, but this version stores runs in SQLite only; unset DATABASE_URL "
-            "and set TIERWISE_DB to a file path."
-        )
     return settings

@@ -19,7 +19,7 @@ from typing import Any
 
 from nodes.cost import usd_text
 from nodes.errors import FieldIssue, InvalidRequest
-from nodes.storage import Database
+from nodes.store import Store, utc_stamp
 from nodes.tiers import LADDER
 
 DEFAULT_PERIOD = timedelta(hours=24)
@@ -38,12 +38,7 @@ class Period:
 
     def bounds(self) -> tuple[str, str]:
         """The window as the text form stored in ``created_at``."""
-        return _stamp(self.since), _stamp(self.until)
-
-
-def _stamp(moment: datetime) -> str:
-    """A UTC time in the exact text form of ``created_at`` (``2026-11-21T09:00:00.000Z``)."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return utc_stamp(self.since), utc_stamp(self.until)
 
 
 def parse_period(since: str | None, until: str | None, *, now: datetime | None = None) -> Period:
@@ -101,23 +96,23 @@ def _ratio(part: int, whole: int) -> float | None:
 class Stats:
     """Aggregates the run log for ``GET /v1/stats`` and the dashboard."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
-    def report(self, key_name: str, period: Period) -> dict[str, Any]:
+    async def report(self, key_name: str, period: Period) -> dict[str, Any]:
         """The full report for one key over one period."""
         since, until = period.bounds()
-        runs = self.db.query(
+        runs = await self.store.fetchall(
             "SELECT run_id, node, status, start_tier, final_tier, escalated, cost_usd, baseline_cost_usd, latency_ms "
             "FROM runs WHERE api_key_name = ? AND created_at >= ? AND created_at < ?",
             (key_name, since, until),
         )
-        attempts = self.db.query(
+        attempts = await self.store.fetchall(
             "SELECT r.node, a.run_id, a.tier, a.outcome, a.cost_usd FROM attempts a JOIN runs r ON r.run_id = a.run_id "
             "WHERE r.api_key_name = ? AND r.created_at >= ? AND r.created_at < ?",
             (key_name, since, until),
         )
-        audits = self.db.query(
+        audits = await self.store.fetchall(
             "SELECT au.node, au.tier, au.agreed, au.cost_usd FROM audits au JOIN runs r ON r.run_id = au.run_id "
             "WHERE r.api_key_name = ? AND au.created_at >= ? AND au.created_at < ?",
             (key_name, since, until),

@@ -1,22 +1,31 @@
-"""Shared fixtures: the sandbox upstream and the service, each a real uvicorn server on 127.0.0.1.
+"""Shared fixtures: the sandbox upstream and the service, each a real uvicorn server on 127.0.0.1, and stores.
 
 Nothing here reaches beyond loopback: every tier of every service under test points at the sandbox.
+Storage runs on SQLite by default; a test (or a whole module) that takes the ``backend`` fixture
+parametrised with ``BACKENDS`` runs on both SQLite and the local PostgreSQL server, each test in a
+fresh schema of its own. Without a PostgreSQL server the PostgreSQL cases are skipped with the reason,
+except under CI (``CI`` set), where they fail.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from support import CLIENT_KEY, Receiver, Sandbox, Service
+from support import CLIENT_KEY, POSTGRES_URL, Receiver, Sandbox, Service
 
 from nodes.app import create_app
 from nodes.loopback import LoopbackServer
 from nodes.settings import FullTier, MiniTier, NanoTier, Settings
+from nodes.store import Store, open_store
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -63,6 +72,51 @@ def sandbox(sandbox_server: Sandbox) -> Sandbox:
     return sandbox_server
 
 
+@cache
+def postgres_missing() -> str | None:
+    """Why the local PostgreSQL server cannot be used, or None when it can."""
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"no PostgreSQL server at {POSTGRES_URL} ({str(exc).strip()}); set TIERWISE_TEST_DATABASE_URL"
+    return None
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The storage engine under test: ``sqlite`` unless a test is parametrised with ``BACKENDS``."""
+    name: str = getattr(request, "param", "sqlite")
+    if name == "postgres" and (reason := postgres_missing()):
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return name
+
+
+@pytest.fixture
+def store_location(backend: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Settings naming a fresh, empty store of the engine under test."""
+    if backend == "sqlite":
+        yield {"db": str(tmp_path / "tierwise.db")}
+        return
+    schema = f"tw_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield {"database_url": f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}", "db": str(tmp_path / "x.db")}
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+async def store(store_location: dict[str, Any]) -> AsyncIterator[Store]:
+    """An opened, migrated store of the engine under test."""
+    opened = await open_store(Settings(**store_location))
+    yield opened
+    await opened.close()
+
+
 def tier_overrides(base_url: str) -> dict[str, Any]:
     """Settings that point every tier at ``base_url`` with a throwaway key."""
     return {
@@ -73,13 +127,13 @@ def tier_overrides(base_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Settings]:
-    """Settings for a service whose tiers all use the sandbox, with fast backoff."""
+def make_settings(store_location: dict[str, Any], sandbox: Sandbox) -> Callable[..., Settings]:
+    """Settings for a service whose tiers all use the sandbox, with fast backoff, on the store under test."""
 
     def build(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             **tier_overrides(sandbox.base_url),
-            "db": str(tmp_path / "tierwise.db"),
+            **store_location,
             "api_keys": [CLIENT_KEY],
             "backoff_base_s": 0.01,
             "backoff_cap_s": 0.05,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
 from types import TracebackType
 from typing import Any
 
 import httpx
+import psycopg
+import pytest
+from psycopg.rows import dict_row
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +23,9 @@ from nodes.sandbox.server import SandboxState
 from nodes.settings import Settings
 
 CLIENT_KEY = "test-client-key-0001"
+POSTGRES_URL = os.environ.get("TIERWISE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+"""Run a test (or, as ``pytestmark``, a module) on SQLite and on PostgreSQL."""
 
 
 class Sandbox:
@@ -69,6 +77,23 @@ class Service:
         self.settings = settings
         self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}, timeout=30)
         self.anonymous = httpx.Client(base_url=url, timeout=30)
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Read the service's store directly (SQL with ``?`` placeholders, on either engine)."""
+        return store_rows(self.settings, sql, params)
+
+
+def store_rows(settings: Settings, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of a query against the store ``settings`` name, read with the engine's own driver."""
+    if settings.database_url:
+        with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
+            return list(conn.execute(sql.replace("?", "%s"), params).fetchall())
+    conn = sqlite3.connect(settings.db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in conn.execute(sql, params).fetchall()]
+    finally:
+        conn.close()
 
 
 class Receiver:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -130,9 +129,7 @@ def test_unsafe_callback_urls_are_refused(service: Service, sandbox: Sandbox, ur
     assert problem["type"] == "/problems/invalid-callback-url"
     assert problem["errors"][0]["loc"] == ["callback_url"] and fragment in problem["detail"]
     assert sandbox.requests() == []
-    conn = sqlite3.connect(service.settings.db)
-    assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 0
-    conn.close()
+    assert service.rows("SELECT COUNT(*) AS n FROM jobs") == [{"n": 0}]
 
 
 def test_reserved_space_is_refused_and_public_space_is_not(service: Service) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from nodes.catalog import NODES
-from nodes.routing import COMPLEXITY_EXCERPT_CHARS, choose_start, complexity_request, count_fields
+from nodes.start_tier import COMPLEXITY_EXCERPT_CHARS, choose_start, complexity_request, count_fields
 from nodes.validate import check_reply, parse_json
 
 

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
-from support import CLIENT_KEY, Receiver, Sandbox, Service
+from support import BACKENDS, CLIENT_KEY, Receiver, Sandbox, Service
 
 from nodes.idempotency import IdempotencyStore
 from nodes.settings import Settings
-from nodes.storage import Database
+from nodes.store import Store
+
+pytestmark = BACKENDS
 
 BODY = {"input": "Billing problem", "labels": ["billing", "bug"]}
 
 
 def rows(service: Service, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(service.settings.db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+    return [tuple(row.values()) for row in service.rows(sql)]
 
 
 def test_repeat_returns_the_stored_answer_and_calls_no_model(service: Service, sandbox: Sandbox) -> None:
@@ -133,21 +129,20 @@ def test_unusable_key_is_422(service: Service) -> None:
     assert response.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]
 
 
-def test_stored_answers_expire_after_their_time_to_live(tmp_path: Path) -> None:
-    db = Database(str(tmp_path / "i.db"))
-    store = IdempotencyStore(db, stale_after_s=150, ttl_s=3600)
-    with db.transaction() as conn:
+async def test_stored_answers_expire_after_their_time_to_live(store: Store) -> None:
+    idempotency = IdempotencyStore(store, stale_after_s=150, ttl_s=3600)
+    async with store.transaction() as tx:
         for key, age in (("old", 7200), ("fresh", 60)):
-            conn.execute(
+            await tx.execute(
                 "INSERT INTO idempotency (key_name, idempotency_key, request_hash, state, status, headers, body, "
                 "started_at) VALUES ('k', ?, 'h', 'done', 200, '{}', '{}', ?)",
                 (key, time.time() - age),
             )
-        conn.execute(
+        await tx.execute(
             "INSERT INTO idempotency (key_name, idempotency_key, request_hash, state, started_at) "
             "VALUES ('k', 'running-old', 'h', 'running', ?)",
             (time.time() - 7200,),
         )
-    assert store.purge() == 1
-    remaining = [row["idempotency_key"] for row in db.query("SELECT idempotency_key FROM idempotency ORDER BY 1")]
-    assert remaining == ["fresh", "running-old"]
+    assert await idempotency.purge() == 1
+    remaining = [row["idempotency_key"] for row in await store.fetchall("SELECT idempotency_key FROM idempotency")]
+    assert sorted(remaining) == ["fresh", "running-old"]

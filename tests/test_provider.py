@@ -12,14 +12,15 @@ import pytest
 import yaml
 from cassettes import cassette_path, load_responses, replay_app
 
+from nodes.attempts import Limits, TierCaller
 from nodes.catalog import NODES
-from nodes.cost import Usage
-from nodes.errors import UpstreamError
+from nodes.cost import Usage, cost_usd
+from nodes.errors import RateLimited, UpstreamError
+from nodes.ladder import Ladder
 from nodes.loopback import LoopbackServer
-from nodes.pipeline import Limits, Pipeline
 from nodes.provider import ModelRequest, OpenAIProvider, response_format_for
 from nodes.settings import Settings
-from nodes.tiers import Decision, Tier, resolve_tiers
+from nodes.tiers import Tier, resolve_tiers
 
 ANSWER_SCHEMA = {
     "description": "Response model with structured fields.",
@@ -110,13 +111,14 @@ async def test_real_429_becomes_a_retryable_rate_limit(replay: Any) -> None:
     finally:
         await provider.aclose()
     error = caught.value
+    assert isinstance(error, RateLimited)
     assert (error.outcome, error.retryable, error.status, error.code) == ("rate_limited", True, 429, "429")
     assert error.retry_after_s is None
     assert "Provider returned error" in error.message
     assert len(upstream.seen) == 1  # the SDK's own retries are off
 
 
-async def test_pipeline_retries_a_real_429_then_prices_the_real_reply(replay: Any) -> None:
+async def test_a_run_retries_a_real_429_then_prices_the_real_reply(replay: Any) -> None:
     upstream = replay(("04", 0), ("02", 0))
     slept: list[float] = []
 
@@ -124,19 +126,21 @@ async def test_pipeline_retries_a_real_429_then_prices_the_real_reply(replay: An
         slept.append(seconds)
 
     provider = OpenAIProvider()
-    pipeline = Pipeline(upstream.tiers(), provider, Limits(), rng=random.Random(1), sleep=sleep)
+    caller = TierCaller(provider, Limits(), rng=random.Random(1), sleep=sleep)
     node = NODES["extract"]
     task = node.task(node.parse({"input": "What is the capital of France?", "schema": ANSWER_SCHEMA}))
+    tiers = upstream.tiers()
+    budget = caller.budget("run_r")
     try:
-        report = await pipeline.run("run_r", task, Decision("nano", "test"), "full")
+        answer = await Ladder(tiers).climb(caller, budget, task, "nano", "full")
     finally:
         await provider.aclose()
-    assert [(a.tier, a.outcome) for a in report.attempts] == [("nano", "rate_limited"), ("nano", "ok")]
-    assert report.output == {"answer": "Paris", "confidence": 0.99}
+    assert [(a.tier, a.outcome) for a in budget.attempts] == [("nano", "rate_limited"), ("nano", "ok")]
+    assert answer.output == {"answer": "Paris", "confidence": 0.99}
     assert len(slept) == 1 and 0 <= slept[0] <= 0.5
     # 94 * 0.20 + 11 * 1.25 = 32.55 per million; the 429 cost nothing
-    assert report.cost_usd == Decimal("0.00003255")
-    assert pipeline.baseline_cost(report.usage) == Decimal("0.0004")  # 94 * 2.50 + 11 * 15.00 = 400
+    assert sum((a.cost_usd for a in budget.attempts), Decimal(0)) == Decimal("0.00003255")
+    assert cost_usd(budget.usage, tiers["full"].price) == Decimal("0.0004")  # 94 * 2.50 + 11 * 15.00 = 400
 
 
 async def test_reasoning_and_cached_usage_flow_into_attempt_costs(replay: Any) -> None:

@@ -10,12 +10,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from support import Service
+import pytest
+from support import BACKENDS, Service
 
 from nodes.errors import BudgetExhausted, TooManyRequests
 from nodes.quotas import Quotas, seconds_to_utc_midnight
 from nodes.settings import Settings
-from nodes.storage import Database
+from nodes.store import Store
+
+pytestmark = BACKENDS
 
 BODY = {"input": "x", "labels": ["a"]}
 
@@ -47,29 +50,42 @@ def test_daily_budget(start_service: Callable[[Settings], Service], make_setting
     assert 1 <= int(refused.headers["retry-after"]) <= 86_400
 
 
-def test_window_slides_and_retry_after_is_exact(tmp_path: Path) -> None:
+async def test_window_slides_and_retry_after_is_exact(store: Store) -> None:
     now = [1000.0]
-    quotas = Quotas(Database(str(tmp_path / "q.db")), default_rpm=3, default_budget_usd=None, clock=lambda: now[0])
+    quotas = Quotas(store, default_rpm=3, default_budget_usd=None, clock=lambda: now[0])
     for offset in (0, 10, 20):
         now[0] = 1000.0 + offset
-        quotas.admit("k")
+        await quotas.admit("k")
     now[0] = 1030.0
-    try:
-        quotas.admit("k")
-    except TooManyRequests as exc:
-        assert exc.retry_after_s == 30 and exc.headers["Retry-After"] == "30"
-    else:
-        raise AssertionError("the fourth request in a minute was admitted")
+    with pytest.raises(TooManyRequests) as refused:
+        await quotas.admit("k")
+    assert refused.value.retry_after_s == 30 and refused.value.headers["Retry-After"] == "30"
     now[0] = 1060.0
-    quotas.admit("k")
-    quotas.admit("other-key")
+    await quotas.admit("k")
+    await quotas.admit("other-key")
+    assert [row["at"] for row in await store.fetchall("SELECT at FROM key_requests WHERE key_name = 'k'")] == [
+        1010.0,
+        1020.0,
+        1060.0,
+    ]
 
 
-def test_budget_resets_at_utc_midnight(tmp_path: Path) -> None:
-    db = Database(str(tmp_path / "q.db"))
-    with db.transaction() as conn:
+async def test_two_instances_share_one_window(store: Store) -> None:
+    now = [1000.0]
+    first = Quotas(store, default_rpm=2, default_budget_usd=None, clock=lambda: now[0])
+    second = Quotas(store, default_rpm=2, default_budget_usd=None, clock=lambda: now[0])
+    await first.admit("k")
+    await second.admit("k")
+    with pytest.raises(TooManyRequests):
+        await first.admit("k")
+    with pytest.raises(TooManyRequests):
+        await second.admit("k")
+
+
+async def test_budget_resets_at_utc_midnight(store: Store) -> None:
+    async with store.transaction() as tx:
         for created, cost in (("2026-11-20T23:59:59.000Z", "5"), ("2026-11-21T08:00:00.000Z", "0.75")):
-            conn.execute(
+            await tx.execute(
                 "INSERT INTO runs (run_id, node, status, start_tier, routing_reason, escalated, attempt_count, "
                 "input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_usd, baseline_cost_usd, "
                 "latency_ms, overhead_ms, sandbox, api_key_name, metadata, request, response, created_at) VALUES "
@@ -78,16 +94,13 @@ def test_budget_resets_at_utc_midnight(tmp_path: Path) -> None:
                 (f"run_{created}", cost, created),
             )
     noon = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-    quotas = Quotas(db, default_rpm=None, default_budget_usd=Decimal("1"), wall_clock=lambda: noon)
-    assert quotas.spent_today("k") == Decimal("0.75")
-    quotas.admit("k")
-    tight = Quotas(db, default_rpm=None, default_budget_usd=Decimal("0.75"), wall_clock=lambda: noon)
-    try:
-        tight.admit("k")
-    except BudgetExhausted as exc:
-        assert exc.retry_after_s == 12 * 3600
-    else:
-        raise AssertionError("a spent budget was admitted")
+    quotas = Quotas(store, default_rpm=None, default_budget_usd=Decimal("1"), wall_clock=lambda: noon)
+    assert await quotas.spent_today("k") == Decimal("0.75")
+    await quotas.admit("k")
+    tight = Quotas(store, default_rpm=None, default_budget_usd=Decimal("0.75"), wall_clock=lambda: noon)
+    with pytest.raises(BudgetExhausted) as refused:
+        await tight.admit("k")
+    assert refused.value.retry_after_s == 12 * 3600
     assert seconds_to_utc_midnight(datetime(2026, 11, 21, 23, 59, 30, tzinfo=UTC)) == 30
 
 
@@ -97,7 +110,7 @@ def test_a_key_of_its_own_overrides_the_defaults(
     settings = make_settings(key_rpm=100)
     created = subprocess.run(
         [sys.executable, "-m", "nodes", "keys", "create", "--name", "tight", "--rpm", "1"],
-        env={"TIERWISE_DB": settings.db, "PATH": "/usr/bin:/bin"},
+        env={"TIERWISE_DB": settings.db, "DATABASE_URL": settings.database_url or "", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=30,

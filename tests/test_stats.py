@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -138,13 +137,10 @@ def test_compare_answers() -> None:
     assert normalise([3, 1, 2]) == [1, 2, 3] and normalise(2.0) == 2
 
 
-def wait_for_audits(db: str, count: int) -> list[sqlite3.Row]:
+def wait_for_audits(service: Service, count: int) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 15
     while True:
-        conn = sqlite3.connect(db)
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute("SELECT * FROM audits ORDER BY created_at").fetchall()
-        conn.close()
+        rows = service.rows("SELECT * FROM audits ORDER BY created_at")
         if len(rows) >= count:
             return rows
         assert time.monotonic() < deadline, f"{len(rows)} of {count} audits"
@@ -158,9 +154,9 @@ def test_audit_redoes_runs_one_tier_up_and_reports_agreement(
     sandbox.configure(faults=[{"kind": "content", "model": "*mini*", "content": '{"label": "bug", "confidence": 0.9}',
                                "times": 1}])  # fmt: skip
     first = classify(service, "billing question")
-    rows = wait_for_audits(service.settings.db, 1)
+    rows = wait_for_audits(service, 1)
     second = classify(service, "billing question")
-    rows = wait_for_audits(service.settings.db, 2)
+    rows = wait_for_audits(service, 2)
     by_run = {row["run_id"]: row for row in rows}
     assert (by_run[first["run_id"]]["agreed"], by_run[first["run_id"]]["detail"]) == (0, "label: 'billing' vs 'bug'")
     assert (by_run[second["run_id"]]["agreed"], by_run[second["run_id"]]["audit_tier"]) == (1, "mini")
@@ -200,16 +196,17 @@ def test_metrics(service: Service, sandbox: Sandbox) -> None:
 
 async def test_audit_samples_the_configured_share_of_unescalated_runs_below_full() -> None:
     audited: list[str] = []
-    auditor = Auditor(pipeline=None, db=None, rate=0.25, rng=random.Random(3))  # type: ignore[arg-type]
+    auditor = Auditor(runner=None, store=None, rate=0.25, rng=random.Random(3))  # type: ignore[arg-type]
 
-    async def record(task: object, report: SimpleNamespace) -> None:
-        audited.append(report.run_id)
+    async def record(task: object, record: SimpleNamespace) -> None:
+        audited.append(record.run_id)
 
     auditor.audit = record  # type: ignore[method-assign]
 
     def done(n: int, tier: str, status: str = "succeeded", escalated: bool = False) -> Any:
-        report = SimpleNamespace(run_id=f"run_{n}", status=status, tier=tier, escalated=escalated)
-        return SimpleNamespace(report=report, task=None)
+        answer = object() if status == "succeeded" else None
+        record = SimpleNamespace(run_id=f"run_{n}", answer=answer, tier=tier, escalated=escalated)
+        return SimpleNamespace(record=record, task=None)
 
     for n in range(2000):
         auditor.consider(done(n, "nano"))

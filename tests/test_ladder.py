@@ -1,26 +1,30 @@
-"""The run pipeline against the sandbox upstream over loopback HTTP, one fault kind at a time.
+"""The ladder over real HTTP: the openai SDK against the sandbox upstream on loopback, one fault kind at a time.
 
-Each test asserts the exact sequence of attempts (tier, outcome, repair) and the final outcome.
-Sleeping is recorded, not done, so backoff delays are asserted exactly and the suite stays fast.
+Each test climbs the ladder (attempts on each tier: retries, the repair turn, escalation) and asserts
+the exact sequence of attempts (tier, outcome, repair) and the final outcome. Sleeping is recorded,
+not done, so backoff delays are asserted exactly and the suite stays fast.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from support import Sandbox
 
+from nodes.attempts import Attempt, Limits, TierCaller
 from nodes.backoff import BackoffPolicy, backoff_delay
 from nodes.catalog import NODES, Task
 from nodes.cost import Usage, cost_usd
-from nodes.pipeline import Limits, Pipeline, RunReport
+from nodes.errors import RunDeadlineExceeded, RunFailed
+from nodes.ladder import Ladder
 from nodes.provider import OpenAIProvider
 from nodes.settings import Settings
-from nodes.tiers import Decision, TierName, resolve_tiers
+from nodes.tiers import TierName, resolve_tiers
 
 BACKOFF = BackoffPolicy(base_s=0.5, cap_s=8.0, retry_after_cap_s=120.0)
 
@@ -40,8 +44,32 @@ def extract_task() -> Task:
     return node.task(node.parse({"input": "Ann <ann@example.com>", "schema": schema}))
 
 
+@dataclass
+class Climbed:
+    """How one climb ended: the answer or the failure, and every attempt."""
+
+    status: str
+    attempts: list[Attempt]
+    start: TierName
+    output: Any = None
+    tier: TierName | None = None
+    model: str | None = None
+    warnings: tuple[str, ...] = ()
+    detail: str = ""
+    latency_ms: int = 0
+    failure: RunFailed | None = field(default=None, repr=False)
+
+    @property
+    def escalated(self) -> bool:
+        return self.tier is not None and self.tier != self.start
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return sum((a.cost_usd for a in self.attempts), Decimal(0))
+
+
 class Harness:
-    """A pipeline wired to the sandbox with a recording sleep and a seeded random source."""
+    """A tier caller and ladder wired to the sandbox, with a recording sleep and a seeded random source."""
 
     def __init__(self, sandbox: Sandbox, provider: OpenAIProvider, **limits: Any) -> None:
         self.sandbox = sandbox
@@ -53,16 +81,23 @@ class Harness:
         )
         self.tiers = resolve_tiers(tier_settings)
         limits.setdefault("backoff", BACKOFF)
-        self.pipeline = Pipeline(self.tiers, provider, Limits(**limits), rng=random.Random(42), sleep=self._sleep)
+        self.caller = TierCaller(provider, Limits(**limits), rng=random.Random(42), sleep=self._sleep)
 
     async def _sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
 
-    async def run(self, task: Task, start: TierName = "nano", ceiling: TierName = "full") -> RunReport:
-        return await self.pipeline.run("run_test", task, Decision(start, "test"), ceiling)
+    async def run(self, task: Task, start: TierName = "nano", ceiling: TierName = "full") -> Climbed:
+        budget = self.caller.budget("run_test")
+        try:
+            answer = await Ladder(self.tiers).climb(self.caller, budget, task, start, ceiling)
+        except RunFailed as failure:
+            status = "deadline_exceeded" if isinstance(failure, RunDeadlineExceeded) else "failed"
+            latency = round((self.caller.clock() - budget.started) * 1000)
+            return Climbed(status, budget.attempts, start, detail=failure.detail, latency_ms=latency, failure=failure)
+        return Climbed("succeeded", budget.attempts, start, answer.output, answer.tier, answer.model, answer.warnings)
 
 
-def trail(report: RunReport) -> list[tuple[str, str, bool]]:
+def trail(report: Climbed) -> list[tuple[str, str, bool]]:
     return [(a.tier, a.outcome, a.repair) for a in report.attempts]
 
 
@@ -168,7 +203,13 @@ async def test_persistent_server_errors_stop_at_the_attempt_cap(
         + [("mini", "upstream_error", False)] * 4
         + [("full", "upstream_error", False)] * 2
     )
-    assert "cap" in report.detail
+    assert (
+        report.detail
+        == "stopped after 10 attempts (the cap) ("
+        + ", ".join(f"{tier}:upstream_error" for tier in ["nano"] * 4 + ["mini"] * 4 + ["full"] * 2)
+        + ")"
+    )
+    assert report.failure is not None and report.failure.attempts == report.attempts
     assert len(sandbox.requests()) == 10
 
 
@@ -182,7 +223,6 @@ async def test_slow_reply_times_out_and_is_retried(harness: Callable[..., Harnes
             full={"base_url": sandbox.base_url, "api_key": "k"},
         )
     )
-    h.pipeline.tiers = h.tiers
     report = await h.run(classify_task())
     assert trail(report) == [("nano", "timeout", False), ("nano", "ok", False)]
     assert report.attempts[0].latency_ms >= 300
@@ -246,7 +286,7 @@ async def test_low_confidence_escalates(harness: Callable[..., Harness], sandbox
     report = await h.run(classify_task(min_confidence=0.8))
     assert trail(report) == [("nano", "low_confidence", False), ("mini", "ok", False)]
     assert report.output["label"] in ("billing", "bug") and report.output["confidence"] == 0.9
-    assert report.warnings == []
+    assert report.warnings == ()
 
 
 async def test_low_confidence_on_every_allowed_tier_returns_the_most_confident(
@@ -272,7 +312,7 @@ async def test_max_tier_bounds_escalation(harness: Callable[..., Harness], sandb
     report = await h.run(classify_task(), ceiling="nano")
     assert report.status == "failed"
     assert trail(report) == [("nano", "refusal", False)]
-    assert report.detail == "every allowed tier failed"
+    assert report.detail == "every allowed tier failed (nano:refusal)"
 
 
 async def test_every_tier_failing_reports_each_attempt_and_total_cost(
@@ -334,8 +374,9 @@ async def test_configured_json_mode_never_sends_json_schema(sandbox: Sandbox, pr
         mini={"base_url": sandbox.base_url, "api_key": "k"},
         full={"base_url": sandbox.base_url, "api_key": "k"},
     )
-    pipeline = Pipeline(resolve_tiers(settings), provider, Limits())
-    report = await pipeline.run("run_x", extract_task(), Decision("nano", "test"), "full")
-    assert trail(report) == [("nano", "ok", False)]
+    caller = TierCaller(provider, Limits())
+    budget = caller.budget("run_x")
+    answer = await Ladder(resolve_tiers(settings)).climb(caller, budget, extract_task(), "nano", "full")
+    assert [(a.tier, a.outcome) for a in budget.attempts] == [("nano", "ok")]
     assert [r["response_format"] for r in sandbox.requests()] == ["json_object"]
-    assert set(report.output) <= {"name", "email", "age"} and {"name", "email"} <= set(report.output)
+    assert set(answer.output) <= {"name", "email", "age"} and {"name", "email"} <= set(answer.output)

@@ -19,7 +19,7 @@ from cassettes import load_responses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.ratelimit import (
+from nodes.pacing import (
     MAX_HOLD_S,
     MIN_HOLD_S,
     Limiters,

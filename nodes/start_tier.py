@@ -1,19 +1,23 @@
-"""Where a run starts: the requested tier, the node's default, or ``auto``'s cheap rules.
+"""Where a run starts: the requested tier, the node's default, or ``auto``.
 
-``auto`` looks only at what is free to measure — the output schema's size and nesting, the input's
-length, and whether the instructions stack several conditions — and moves a nano-default node up to
-mini when any of them says the task is beyond a sorting model. Every decision carries its reason,
+``auto`` first looks only at what is free to measure — the output schema's size and nesting, the
+input's length, and whether the instructions stack several conditions. Where those rules are unsure
+it asks the nano tier to rate the task SIMPLE / MODERATE / COMPLEX (→ nano / mini / full), as one
+attempt of the run itself (``purpose: routing``): its cost is the run's, and it shares the run's
+attempt cap and deadline. A check that fails starts the run on mini. No run starts above its
+``max_tier``, and a judge never starts below mini under ``auto``. Every decision carries its reason,
 which is returned with the run and stored.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any
 
+from nodes.attempts import RunBudget, TierCaller
 from nodes.catalog import NODES, Task
-from nodes.pipeline import Attempt, Pipeline
+from nodes.checks import Accepted
+from nodes.ladder import Ladder
 from nodes.protocol import TierChoice
 from nodes.tiers import LADDER, Decision, TierName
 
@@ -161,34 +165,28 @@ def complexity_request(task: Task, instructions: str | None) -> dict[str, Any]:
     }
 
 
-class Router:
-    """Decides where each run starts, asking the nano tier only when ``auto``'s rules are unsure."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-
-    async def decide(
-        self,
-        run_id: str,
-        task: Task,
-        requested: TierChoice | None,
-        default: TierName,
-        ceiling: TierName,
-        instructions: str | None,
-    ) -> tuple[Decision, list[Attempt]]:
-        """The starting tier and any routing attempts made to find it (their cost belongs to the run)."""
-        decision = choose_start(task, requested, default, ceiling, instructions)
-        if decision is not None:
-            return decision, []
-        classify = NODES["classify"]
-        check = classify.task(classify.parse(complexity_request(task, instructions)))
-        report = await self.pipeline.run(f"{run_id}.routing", check, Decision("nano", "routing"), "nano")
-        attempts = [replace(attempt, purpose="routing") for attempt in report.attempts]
-        label = report.output.get("label") if report.status == "succeeded" and report.output else None
-        if label in COMPLEXITY_TIERS:
-            tier = COMPLEXITY_TIERS[label]
-            decision = Decision(tier, f"auto: nano rated the task {label} → {tier}")
-        else:
-            why = report.detail or "no usable label"
-            decision = Decision("mini", f"auto: the nano complexity check failed ({why}); starting on mini")
-        return bounded(decision, task.node, ceiling), attempts
+async def start_tier(
+    caller: TierCaller,
+    run: RunBudget,
+    ladder: Ladder,
+    task: Task,
+    requested: TierChoice | None,
+    default: TierName,
+    ceiling: TierName,
+    instructions: str | None,
+) -> Decision:
+    """The tier a run starts on, asking the nano tier (as an attempt of ``run``) only when ``auto`` is unsure."""
+    decision = choose_start(task, requested, default, ceiling, instructions)
+    if decision is not None:
+        return decision
+    classify = NODES["classify"]
+    check = classify.task(classify.parse(complexity_request(task, instructions)))
+    result = await caller.attempt(run, ladder.tiers["nano"], check, purpose="routing")
+    label = result.verdict.value.get("label") if isinstance(result.verdict, Accepted) else None
+    if label in COMPLEXITY_TIERS:
+        tier = COMPLEXITY_TIERS[label]
+        decision = Decision(tier, f"auto: nano rated the task {label} → {tier}")
+    else:
+        why = "; ".join(result.verdict.errors) or "no usable label"
+        decision = Decision("mini", f"auto: the nano complexity check failed ({why}); starting on mini")
+    return bounded(decision, task.node, ceiling)

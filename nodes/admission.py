@@ -1,0 +1,89 @@
+"""Admission: who is calling, whether they may, and whether this request was answered already.
+
+Every ``/v1`` request passes here before any work is done, in this order:
+
+1. **The key** (``Authorization: Bearer`` or ``X-Api-Key``): missing or unknown is a 401.
+2. **The Idempotency-Key**, if sent: a stored answer is replayed (costing nothing, counting against
+   no limit), the same key with another body is a 409, a duplicate still running is waited for;
+   otherwise the request claims the key.
+3. **The key's limits** (``nodes.quotas``): over the per-minute limit or the daily budget is a 429.
+
+A claim is given back whenever the request ends without storing an answer — refused, invalid, or
+broken by an unexpected error — so a retry with the same key is never stuck behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from nodes.errors import Unauthorized
+from nodes.idempotency import Claim, IdempotencyStore, check_key, request_hash
+from nodes.keys import KeyRing
+from nodes.protocol import Reply
+from nodes.quotas import Quotas
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def presented_key(headers: Mapping[str, str]) -> str:
+    """The API key a request presents, or a 401 saying how to send one."""
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <key>'")
+        return value.strip()
+    key = headers.get("x-api-key", "").strip()
+    if not key:
+        raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'")
+    return key
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request let in: the caller's key name and, with an Idempotency-Key, the claim on it."""
+
+    key_name: str
+    claim: Claim | None
+
+
+class Admission:
+    """Authenticates callers and admits their requests."""
+
+    def __init__(self, keys: KeyRing, quotas: Quotas, idempotency: IdempotencyStore) -> None:
+        self.keys = keys
+        self.quotas = quotas
+        self.idempotency = idempotency
+
+    async def caller(self, headers: Mapping[str, str]) -> str:
+        """The name of the key the request presents, or a 401."""
+        name = await self.keys.identify(presented_key(headers))
+        if name is None:
+            raise Unauthorized("the API key is not valid; create one with 'tierwise keys create --name NAME'")
+        return name
+
+    @asynccontextmanager
+    async def admit(
+        self, key_name: str, path: str, body: dict[str, Any], idempotency_key: str | None
+    ) -> AsyncIterator[Admitted | Reply]:
+        """Admit one POST: yields the stored ``Reply`` to replay, or ``Admitted`` to go on with.
+
+        The claim is given back if the block raises (the answer was never stored).
+        """
+        claim: Claim | None = None
+        if idempotency_key is not None:
+            outcome = await self.idempotency.claim(key_name, check_key(idempotency_key), request_hash(path, body))
+            if isinstance(outcome, Reply):
+                yield Reply(outcome.status, outcome.body, {**outcome.headers, REPLAYED_HEADER: "true"})
+                return
+            claim = outcome
+        try:
+            await self.quotas.admit(key_name)
+            yield Admitted(key_name, claim)
+        except BaseException:
+            if claim is not None:
+                await self.idempotency.release(claim)
+            raise

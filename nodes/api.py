@@ -1,0 +1,139 @@
+"""HTTP routes: read the request, hand it on, serialise the answer. No business logic lives here.
+
+Every ``/v1`` route first asks admission who is calling (401 otherwise); node and batch routes read
+the body under the size limit (413) and hand it to submissions, which answer with a ``Reply``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from nodes.catalog import NODES
+from nodes.dashboard import DASHBOARD_HTML
+from nodes.errors import PayloadTooLarge
+from nodes.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from nodes.problems import PROBLEM_JSON
+from nodes.protocol import Reply
+from nodes.stats import parse_period
+from nodes.status import run_status
+
+if TYPE_CHECKING:
+    from nodes.app import Tierwise
+
+router = APIRouter()
+
+
+def tierwise_of(request: Request) -> Tierwise:
+    """The service parts behind this app."""
+    tierwise: Tierwise = request.app.state.tierwise
+    return tierwise
+
+
+async def caller(request: Request) -> str:
+    """The name of the calling key (``Authorization: Bearer`` or ``X-Api-Key``), or a 401."""
+    return await tierwise_of(request).admission.caller(request.headers)
+
+
+Caller = Annotated[str, Depends(caller)]
+
+
+async def read_body(request: Request, limit: int, setting: str) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is {int(declared)} bytes; the limit is {limit} ({setting})")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over the {limit}-byte limit ({setting})")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def respond(reply: Reply) -> JSONResponse:
+    """Serialise a reply: problem+json for 4xx/5xx bodies, JSON otherwise."""
+    return JSONResponse(
+        reply.body,
+        status_code=reply.status,
+        headers=reply.headers,
+        media_type=PROBLEM_JSON if reply.is_problem else None,
+    )
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> dict[str, Any]:
+    """Liveness: no key needed."""
+    return {"status": "ok", "sandbox": tierwise_of(request).sandbox}
+
+
+@router.get("/v1/nodes")
+async def list_nodes(_key: Caller) -> dict[str, Any]:
+    """The node catalogue: names, input and output schemas, default tiers."""
+    return {"nodes": [node.describe() for node in NODES.values()]}
+
+
+@router.post("/v1/nodes/{node_name}")
+async def run_node(node_name: str, request: Request, key_name: Caller) -> JSONResponse:
+    """Run one node request, or queue it when it carries ``callback_url``."""
+    received_at = time.monotonic()
+    tierwise = tierwise_of(request)
+    raw = await read_body(request, tierwise.settings.max_body_bytes, "TIERWISE_MAX_BODY_BYTES")
+    reply = await tierwise.submissions.node(
+        node_name,
+        raw,
+        key_name=key_name,
+        idempotency_key=request.headers.get("idempotency-key"),
+        received_at=received_at,
+    )
+    return respond(reply)
+
+
+@router.post("/v1/nodes/{node_name}/batch")
+async def run_batch(node_name: str, request: Request, key_name: Caller) -> JSONResponse:
+    """Run many requests to one node concurrently; answers come back in order."""
+    received_at = time.monotonic()
+    tierwise = tierwise_of(request)
+    raw = await read_body(request, tierwise.settings.max_batch_body_bytes, "TIERWISE_MAX_BATCH_BODY_BYTES")
+    reply = await tierwise.submissions.batch(
+        node_name,
+        raw,
+        key_name=key_name,
+        idempotency_key=request.headers.get("idempotency-key"),
+        received_at=received_at,
+    )
+    return respond(reply)
+
+
+@router.get("/v1/runs/{run_id}")
+async def get_run(run_id: str, request: Request, key_name: Caller) -> dict[str, Any]:
+    """A run's state and, once it has finished, its answer."""
+    tierwise = tierwise_of(request)
+    return await run_status(tierwise.store, tierwise.queue, tierwise.outbox, run_id, key_name=key_name)
+
+
+@router.get("/v1/stats")
+async def stats(
+    request: Request, key_name: Caller, since: str | None = None, until: str | None = None
+) -> dict[str, Any]:
+    """Per node and tier: runs, tier mix, escalations, validity, latency, cost, savings and audit agreement."""
+    return await tierwise_of(request).stats.report(key_name, parse_period(since, until))
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process, with the shared backlog."""
+    tierwise = tierwise_of(request)
+    backlog = {"jobs": await tierwise.queue.counts(), "deliveries": await tierwise.outbox.counts()}
+    return Response(tierwise.metrics.render(backlog), media_type=METRICS_CONTENT_TYPE)
+
+
+@router.get("/dashboard")
+async def dashboard() -> HTMLResponse:
+    """One HTML page that charts ``/v1/stats`` (it asks for an API key and keeps it in the browser)."""
+    return HTMLResponse(DASHBOARD_HTML)

@@ -1,0 +1,116 @@
+"""The checks a model's reply must pass, in order; the first that fails names the attempt's outcome.
+
+A failed check is a value, ``Rejection``: its ``outcome`` is what the attempt is recorded as, its
+``errors`` are sentences the model can act on, ``repairable`` says whether a repair turn (the same
+tier, told the errors) may fix it, and ``fallback`` keeps an answer worth returning if no tier does
+better (a label given with too little confidence). What a rejection does next — repair, retry,
+climb — is the ladder's business (``nodes.ladder``), not the checks'.
+
+    refused       refusal or content filter             → climb
+    truncated     finish_reason = length                → climb
+    valid         JSON that satisfies the node's schema → repair turn, then climb
+    confident     confidence ≥ the request's floor      → climb, keeping the answer as a fallback
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from nodes.catalog import Task
+from nodes.provider import ModelReply
+from nodes.validate import check_reply, schema_errors
+
+Outcome = Literal[
+    "ok",
+    "invalid_output",
+    "low_confidence",
+    "refusal",
+    "truncated",
+    "rate_limited",
+    "upstream_error",
+    "timeout",
+]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a reply was not accepted."""
+
+    outcome: Outcome
+    errors: list[str]
+    repairable: bool = False
+    fallback: Any = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A reply that passed every check: the output, in the user's shape."""
+
+    value: Any
+    outcome: Outcome = field(default="ok", init=False)
+    errors: list[str] = field(default_factory=list, init=False)
+
+
+Verdict = Accepted | Rejection
+ReplyCheck = Callable[[Task, ModelReply], Rejection | None]
+ValueCheck = Callable[[Task, Any], Rejection | None]
+
+
+def refused(task: Task, reply: ModelReply) -> Rejection | None:
+    """The model (or its content filter) declined to answer."""
+    if reply.refusal or reply.finish_reason == "content_filter":
+        return Rejection("refusal", [reply.refusal or "the content filter stopped the reply"])
+    return None
+
+
+def truncated(task: Task, reply: ModelReply) -> Rejection | None:
+    """The reply was cut off at the output token limit."""
+    if reply.finish_reason == "length":
+        return Rejection("truncated", ["the reply was cut off at the output token limit"])
+    return None
+
+
+def confident(task: Task, value: Any) -> Rejection | None:
+    """A classify answer at or above the request's ``min_confidence``."""
+    if task.min_confidence is None or not isinstance(value, dict):
+        return None
+    confidence = value.get("confidence", 0)
+    if float(confidence) < task.min_confidence:
+        return Rejection(
+            "low_confidence",
+            [f"confidence {confidence} is below min_confidence {task.min_confidence}"],
+            fallback=value,
+        )
+    return None
+
+
+REPLY_CHECKS: tuple[ReplyCheck, ...] = (refused, truncated)
+VALUE_CHECKS: tuple[ValueCheck, ...] = (confident,)
+
+
+def judge_reply(
+    task: Task,
+    reply: ModelReply,
+    *,
+    reply_checks: Sequence[ReplyCheck] = REPLY_CHECKS,
+    value_checks: Sequence[ValueCheck] = VALUE_CHECKS,
+) -> Verdict:
+    """Run the checks on one reply: the accepted output, or the first rejection."""
+    for check in reply_checks:
+        rejection = check(task, reply)
+        if rejection is not None:
+            return rejection
+    checked = check_reply(reply.content, task.strict_schema)
+    if not checked.ok:
+        return Rejection("invalid_output", checked.errors, repairable=True)
+    value = task.finalize(checked.value)
+    problems = schema_errors(value, task.output_schema) + task.extra_checks(value)
+    if problems:
+        return Rejection("invalid_output", problems, repairable=True)
+    for value_check in value_checks:
+        rejection = value_check(task, value)
+        if rejection is not None:
+            return rejection
+    return Accepted(value)

@@ -1,0 +1,110 @@
+"""One run, end to end: choose the starting tier, climb the ladder, and build the run's record.
+
+    task ─▶ start_tier (rules; maybe a nano check) ─▶ ladder.climb (attempts on each tier) ─▶ RunRecord
+
+The runner touches no storage: whoever asked for the run stores its record together with whatever
+must be committed with it (an idempotent answer, a finished job and its callback), then tells the
+observers (metrics, the routing audit) through ``observe``. Model failures never escape as
+exceptions: a run that every tier failed is a record with a ``RunFailed`` inside.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nodes.attempts import TierCaller
+from nodes.catalog import Node, Task
+from nodes.cost import cost_usd
+from nodes.errors import RunFailed
+from nodes.ladder import Answer, Ladder
+from nodes.protocol import NodeRequest
+from nodes.record import RunRecord
+from nodes.start_tier import start_tier
+from nodes.store import utc_stamp
+from nodes.tiers import Decision
+
+logger = logging.getLogger("tierwise.runner")
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A stored run, as the observers see it: its record and the task it ran."""
+
+    record: RunRecord
+    task: Task
+
+
+Observer = Callable[[Finished], None]
+
+
+class Runner:
+    """Runs node requests over one ladder."""
+
+    def __init__(self, caller: TierCaller, ladder: Ladder, *, sandbox: bool) -> None:
+        self.caller = caller
+        self.ladder = ladder
+        self.sandbox = sandbox
+        self.observers: list[Observer] = []
+
+    async def run(
+        self,
+        node: Node[Any],
+        request: NodeRequest,
+        task: Task,
+        *,
+        run_id: str,
+        raw: dict[str, Any],
+        api_key_name: str | None,
+        received_at: float,
+    ) -> RunRecord:
+        """Run one validated request to completion; ``received_at`` (monotonic) dates the service's overhead."""
+        budget = self.caller.budget(run_id)
+        routing = Decision(node.default_tier, "not decided")
+        answer: Answer | None = None
+        failure: RunFailed | None = None
+        try:
+            routing = await start_tier(
+                self.caller,
+                budget,
+                self.ladder,
+                task,
+                request.tier,
+                node.default_tier,
+                request.max_tier,
+                request.instructions,
+            )
+            answer = await self.ladder.climb(self.caller, budget, task, routing.tier, request.max_tier)
+        except RunFailed as exc:
+            failure = exc
+        finished = time.monotonic()
+        attempts = tuple(budget.attempts)
+        model_s = sum(attempt.elapsed_s + attempt.waited_s for attempt in attempts)
+        return RunRecord(
+            run_id=run_id,
+            node=node.name,
+            api_key_name=api_key_name,
+            routing=routing,
+            attempts=attempts,
+            request=raw,
+            metadata=request.metadata,
+            baseline_cost_usd=cost_usd(budget.usage, self.ladder.tiers["full"].price),
+            latency_ms=round((self.caller.clock() - budget.started) * 1000),
+            overhead_ms=max(0.0, (finished - received_at - model_s) * 1000),
+            created_at=utc_stamp(),
+            sandbox=self.sandbox,
+            answer=answer,
+            failure=failure,
+        )
+
+    def observe(self, record: RunRecord, task: Task) -> None:
+        """Tell every observer about a stored run; an observer's failure is logged, never raised."""
+        finished = Finished(record, task)
+        for observer in self.observers:
+            try:
+                observer(finished)
+            except Exception:
+                logger.exception("an observer failed on run %s", record.run_id)

@@ -1,0 +1,188 @@
+"""The tables, as a list of numbered migrations applied in order at start-up (or by ``tierwise db upgrade``).
+
+Each migration is a list of statements both engines run. The applied versions are kept in
+``schema_migrations``; a store opens only once every migration is applied, and several instances
+starting together apply each migration once (the upgrade holds the store's ``serialise`` lock).
+A database made by an older Tierwise without ``schema_migrations`` has version 1's tables already;
+version 1 is written with ``IF NOT EXISTS`` so it adopts them as they are.
+
+Tables: ``runs`` (one row per node run: its routing decision, totals and the exact answer sent),
+``attempts`` (one row per model call, failed ones included), ``api_keys`` (names, SHA-256 hashes and
+per-key limits; never the key), ``jobs`` (asynchronous runs, committed before the 202), ``outbox``
+(callback deliveries, kept until the receiver says 2xx or the deadline passes), ``audits`` (runs
+re-done one tier up), ``idempotency`` (the answer to every request sent with an ``Idempotency-Key``)
+and ``key_requests`` (the last minute of each key's requests, for its per-minute limit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nodes.store.base import Store, utc_stamp
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial tables",
+        (
+            """CREATE TABLE IF NOT EXISTS runs (
+                run_id TEXT PRIMARY KEY,
+                node TEXT NOT NULL,
+                status TEXT NOT NULL,
+                start_tier TEXT NOT NULL,
+                routing_reason TEXT NOT NULL,
+                final_tier TEXT,
+                model TEXT,
+                escalated INTEGER NOT NULL,
+                attempt_count INTEGER NOT NULL,
+                input_tokens BIGINT NOT NULL,
+                cached_input_tokens BIGINT NOT NULL,
+                output_tokens BIGINT NOT NULL,
+                reasoning_tokens BIGINT NOT NULL,
+                cost_usd TEXT NOT NULL,
+                baseline_cost_usd TEXT NOT NULL,
+                latency_ms BIGINT NOT NULL,
+                overhead_ms DOUBLE PRECISION NOT NULL,
+                sandbox INTEGER NOT NULL,
+                api_key_name TEXT,
+                metadata TEXT NOT NULL,
+                request TEXT NOT NULL,
+                response TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at)",
+            "CREATE INDEX IF NOT EXISTS runs_by_key_and_time ON runs (api_key_name, created_at)",
+            """CREATE TABLE IF NOT EXISTS attempts (
+                run_id TEXT NOT NULL REFERENCES runs (run_id),
+                seq INTEGER NOT NULL,
+                tier TEXT NOT NULL,
+                model TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                latency_ms BIGINT NOT NULL,
+                waited_ms BIGINT NOT NULL,
+                repair INTEGER NOT NULL,
+                input_tokens BIGINT NOT NULL,
+                cached_input_tokens BIGINT NOT NULL,
+                output_tokens BIGINT NOT NULL,
+                reasoning_tokens BIGINT NOT NULL,
+                cost_usd TEXT NOT NULL,
+                error TEXT,
+                PRIMARY KEY (run_id, seq)
+            )""",
+            """CREATE TABLE IF NOT EXISTS api_keys (
+                name TEXT PRIMARY KEY,
+                key_hash TEXT NOT NULL UNIQUE,
+                prefix TEXT NOT NULL,
+                rpm INTEGER,
+                daily_budget_usd TEXT,
+                created_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS jobs (
+                run_id TEXT PRIMARY KEY,
+                node TEXT NOT NULL,
+                request TEXT NOT NULL,
+                callback_url TEXT NOT NULL,
+                api_key_name TEXT,
+                status TEXT NOT NULL,
+                worker TEXT,
+                lease_until DOUBLE PRECISION,
+                tries INTEGER NOT NULL DEFAULT 0,
+                created_at TEXT NOT NULL,
+                finished_at TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at)",
+            """CREATE TABLE IF NOT EXISTS outbox (
+                delivery_id TEXT PRIMARY KEY,
+                run_id TEXT NOT NULL,
+                url TEXT NOT NULL,
+                body TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at DOUBLE PRECISION NOT NULL,
+                leased_until DOUBLE PRECISION,
+                deadline_at DOUBLE PRECISION NOT NULL,
+                last_error TEXT,
+                delivered_at TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at)",
+            """CREATE TABLE IF NOT EXISTS audits (
+                run_id TEXT PRIMARY KEY REFERENCES runs (run_id),
+                node TEXT NOT NULL,
+                tier TEXT NOT NULL,
+                audit_tier TEXT NOT NULL,
+                agreed INTEGER,
+                detail TEXT NOT NULL,
+                cost_usd TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS audits_by_time ON audits (created_at)",
+            """CREATE TABLE IF NOT EXISTS idempotency (
+                key_name TEXT NOT NULL,
+                idempotency_key TEXT NOT NULL,
+                request_hash TEXT NOT NULL,
+                state TEXT NOT NULL,
+                status INTEGER,
+                headers TEXT,
+                body TEXT,
+                started_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (key_name, idempotency_key)
+            )""",
+        ),
+    ),
+    Migration(
+        2,
+        "per-key request windows shared by every instance",
+        (
+            """CREATE TABLE key_requests (
+                key_name TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX key_requests_by_key ON key_requests (key_name, at)",
+            "CREATE INDEX outbox_by_run ON outbox (run_id)",
+        ),
+    ),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+
+async def applied_versions(store: Store) -> set[int]:
+    """The migrations already applied to ``store``."""
+    async with store.transaction() as tx:
+        await tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+            "applied_at TEXT NOT NULL)"
+        )
+        rows = await tx.fetchall("SELECT version FROM schema_migrations")
+    return {int(row["version"]) for row in rows}
+
+
+async def upgrade(store: Store) -> list[Migration]:
+    """Apply every migration ``store`` lacks, each in its own transaction; returns those applied."""
+    applied: list[Migration] = []
+    done = await applied_versions(store)
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        async with store.transaction() as tx:
+            await store.serialise(tx, "schema")
+            if await tx.fetchone("SELECT version FROM schema_migrations WHERE version = ?", (migration.version,)):
+                continue  # another instance applied it while this one waited for the lock
+            for statement in migration.statements:
+                await tx.execute(statement)
+            await tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, utc_stamp()),
+            )
+        applied.append(migration)
+    return applied

@@ -1,0 +1,186 @@
+"""Submissions: how an admitted node request becomes work — a run now, a queued job, or a batch of either.
+
+    body ─▶ node request (422) ─▶ task ─┬─ callback_url ─▶ job committed, then 202
+                                        └─ otherwise ────▶ runner ─▶ record stored ─▶ 200 / 502 / 504
+
+A run's record and, with an Idempotency-Key, its stored answer are written in one transaction; a
+queued job and its 202 likewise. A batch runs its items concurrently (each one stored as its own
+run) and answers every item in order, its success response or its problem; one item's failure never
+fails the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from nodes.admission import Admission, Admitted
+from nodes.callbacks import check_callback_url
+from nodes.catalog import NODES, Node, Task
+from nodes.cost import usd_text
+from nodes.errors import InvalidRequest, NotFound, ProblemError
+from nodes.idempotency import IdempotencyStore
+from nodes.jobs import JobQueue
+from nodes.protocol import BatchRequest, NodeRequest, Reply, parse_json_object, validate_request
+from nodes.record import RunRecord
+from nodes.runlog import new_run_id, write_run
+from nodes.runner import Runner
+from nodes.settings import Settings
+from nodes.store import Store
+
+
+def find_node(name: str) -> Node[Any]:
+    """The node called ``name``, or a 404 problem listing the ones that exist."""
+    node = NODES.get(name)
+    if node is None:
+        raise NotFound(f"there is no node {name!r}; the nodes are: {', '.join(NODES)}")
+    return node
+
+
+class Submissions:
+    """Accepts node and batch requests for one service process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        admission: Admission,
+        runner: Runner,
+        queue: JobQueue,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.admission = admission
+        self.idempotency: IdempotencyStore = admission.idempotency
+        self.runner = runner
+        self.queue = queue
+
+    async def node(
+        self, node_name: str, raw: bytes, *, key_name: str, idempotency_key: str | None, received_at: float
+    ) -> Reply:
+        """Answer ``POST /v1/nodes/{node}``."""
+        node = find_node(node_name)
+        data = parse_json_object(raw)
+        async with self.admission.admit(key_name, f"/v1/nodes/{node_name}", data, idempotency_key) as admitted:
+            if isinstance(admitted, Reply):
+                return admitted
+            request = node.parse(data)
+            task = node.task(request)
+            if request.callback_url is not None:
+                return await self.enqueue(node, request, data, admitted)
+            return reply_of(await self.run_now(node, request, task, data, admitted, received_at))
+
+    async def run_now(
+        self,
+        node: Node[Any],
+        request: NodeRequest,
+        task: Task,
+        data: dict[str, Any],
+        admitted: Admitted,
+        received_at: float,
+    ) -> RunRecord:
+        """Run a request and store its record (and its idempotent answer) in one transaction."""
+        record = await self.runner.run(
+            node, request, task, run_id=new_run_id(), raw=data, api_key_name=admitted.key_name, received_at=received_at
+        )
+        async with self.store.transaction() as tx:
+            await write_run(tx, record)
+            if admitted.claim is not None:
+                await self.idempotency.finish(tx, admitted.claim, reply_of(record))
+        self.runner.observe(record, task)
+        return record
+
+    async def enqueue(self, node: Node[Any], request: NodeRequest, data: dict[str, Any], admitted: Admitted) -> Reply:
+        """Commit an asynchronous request as a job, then answer 202 with where to follow it."""
+        assert request.callback_url is not None
+        await check_callback_url(request.callback_url, allow_private=self.settings.callback_allow_private)
+        run_id = new_run_id()
+        status_url = f"/v1/runs/{run_id}"
+        headers = {"X-Tierwise-Run-Id": run_id, "Location": status_url}
+        if self.runner.sandbox:
+            headers["X-Tierwise-Sandbox"] = "true"
+        reply = Reply(202, {"run_id": run_id, "status": "queued", "status_url": status_url}, headers)
+        async with self.store.transaction() as tx:
+            await self.queue.enqueue(
+                tx,
+                run_id=run_id,
+                node=node.name,
+                request=data,
+                callback_url=request.callback_url,
+                api_key_name=admitted.key_name,
+            )
+            if admitted.claim is not None:
+                await self.idempotency.finish(tx, admitted.claim, reply)
+        self.queue.wake()
+        return reply
+
+    async def batch(
+        self, node_name: str, raw: bytes, *, key_name: str, idempotency_key: str | None, received_at: float
+    ) -> Reply:
+        """Answer ``POST /v1/nodes/{node}/batch``: every item's answer, in order."""
+        node = find_node(node_name)
+        data = parse_json_object(raw)
+        async with self.admission.admit(key_name, f"/v1/nodes/{node_name}/batch", data, idempotency_key) as admitted:
+            if isinstance(admitted, Reply):
+                return admitted
+            batch = validate_request(BatchRequest, data)
+            if len(batch.items) > self.settings.max_batch_items:
+                raise InvalidRequest(
+                    f"items: {len(batch.items)} items is over the limit of {self.settings.max_batch_items} "
+                    "(TIERWISE_MAX_BATCH_ITEMS); split the batch"
+                )
+            limit = asyncio.Semaphore(self.settings.batch_concurrency)
+
+            async def one(item: Any) -> ItemAnswer:
+                async with limit:
+                    return await self.item(node, item, batch.defaults, key_name=key_name)
+
+            answers = await asyncio.gather(*(one(item) for item in batch.items))
+            cost = sum((answer.cost_usd for answer in answers), Decimal(0))
+            failed = sum(1 for answer in answers if answer.failed)
+            summary = {
+                "items": len(answers),
+                "succeeded": len(answers) - failed,
+                "failed": failed,
+                "cost_usd": float(cost),
+            }
+            body = {"results": [answer.body for answer in answers], "summary": summary}
+            reply = Reply(200, body, {"X-Tierwise-Cost-Usd": usd_text(cost)})
+            if admitted.claim is not None:
+                async with self.store.transaction() as tx:
+                    await self.idempotency.finish(tx, admitted.claim, reply)
+            return reply
+
+    async def item(self, node: Node[Any], item: Any, defaults: dict[str, Any], *, key_name: str) -> ItemAnswer:
+        """Run (or queue) one batch item; its answer, or its problem object — never an exception."""
+        try:
+            if not isinstance(item, dict):
+                raise InvalidRequest(f"each item must be a JSON object, not {type(item).__name__}")
+            merged = {**defaults, **item}
+            request = node.parse(merged)
+            task = node.task(request)
+            admitted = Admitted(key_name, None)
+            if request.callback_url is not None:
+                queued = await self.enqueue(node, request, merged, admitted)
+                return ItemAnswer(queued.body, Decimal(0), failed=False)
+            record = await self.run_now(node, request, task, merged, admitted, time.monotonic())
+        except ProblemError as exc:
+            return ItemAnswer(exc.to_problem(), Decimal(0), failed=True)
+        return ItemAnswer(record.body(), record.cost_usd, failed=record.failure is not None)
+
+
+@dataclass(frozen=True)
+class ItemAnswer:
+    """One batch item's answer body, what it cost, and whether it failed."""
+
+    body: dict[str, Any]
+    cost_usd: Decimal
+    failed: bool
+
+
+def reply_of(record: RunRecord) -> Reply:
+    """The HTTP answer for a run."""
+    return Reply(record.http_status, record.body(), record.headers())
