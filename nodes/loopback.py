@@ -40,10 +40,9 @@ class _EmbeddedServer(uvicorn.Server):
             server.close()
         for connection in list(self.server_state.connections):
             connection.shutdown()
-        deadline = asyncio.get_running_loop().time() + self.config.timeout_graceful_shutdown
-        while (
-            self.server_state.connections or self.server_state.tasks
-        ) and asyncio.get_running_loop().time() < deadline:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.config.timeout_graceful_shutdown or 0)
+        while (self.server_state.connections or self.server_state.tasks) and loop.time() < deadline:
             await asyncio.sleep(TICK_S)
         for task in self.server_state.tasks:
             task.cancel()
