@@ -25,14 +25,16 @@ from typing import Any
 
 import httpx
 
+from nodes import __version__
 from nodes.backoff import BackoffPolicy, backoff_delay, parse_retry_after
-from nodes.callbacks import check_callback_url, deliver
 from nodes.errors import InvalidRequest
 from nodes.settings import Settings
 from nodes.store import Row, StorageUnavailable, Store, Tx, utc_stamp
+from nodes.urlguard import UnsafeDestination, check_callback_url, guarded_client
 
 logger = logging.getLogger("tierwise.outbox")
 
+USER_AGENT = f"Tierwise/{__version__} (callback)"
 IDLE_POLL_S = 1.0
 DELIVERY_CONCURRENCY = 32
 LEASE_MARGIN_S = 5.0
@@ -49,6 +51,55 @@ class Delivery:
     body: str
     attempts: int
     deadline_at: float
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """How one delivery attempt went."""
+
+    delivered: bool
+    status: int | None
+    error: str | None
+    headers: dict[str, str] | None = None
+    final: bool = False
+    """True when no retry can succeed (the URL reaches a non-public address)."""
+
+
+async def deliver(
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    *,
+    delivery_id: str,
+    run_id: str,
+    attempt: int,
+    deadline_s: float,
+) -> DeliveryResult:
+    """POST one answer to its callback URL within ``deadline_s`` in all; any 2xx means delivered.
+
+    Only the status and headers of the receiver's answer are read, never its body, so a receiver
+    that drips or floods its answer costs at most the deadline and no memory.
+    """
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Tierwise-Delivery-Id": delivery_id,
+        "X-Tierwise-Run-Id": run_id,
+        "X-Tierwise-Delivery-Attempt": str(attempt),
+    }
+    try:
+        async with asyncio.timeout(deadline_s), client.stream("POST", url, content=body, headers=headers) as response:
+            status = response.status_code
+            answer_headers = {key.lower(): value for key, value in response.headers.items()}
+    except UnsafeDestination as exc:
+        return DeliveryResult(False, None, str(exc)[:500], final=True)
+    except TimeoutError:
+        return DeliveryResult(False, None, f"the receiver did not answer within {deadline_s:g} s")
+    except httpx.HTTPError as exc:
+        return DeliveryResult(False, None, f"{type(exc).__name__}: {exc}"[:500])
+    if 200 <= status < 300:
+        return DeliveryResult(True, status, None)
+    return DeliveryResult(False, status, f"the receiver answered HTTP {status}", answer_headers)
 
 
 class Outbox:
@@ -176,8 +227,8 @@ class Deliverer:
         """Free what a dead process left in flight (SQLite), then start delivering."""
         if not self.outbox.store.shared:
             await self.outbox.recover()
-        self._http = httpx.AsyncClient(
-            timeout=self.settings.callback_timeout_s, follow_redirects=False, trust_env=False
+        self._http = guarded_client(
+            allow_private=self.settings.callback_allow_private, timeout=self.settings.callback_timeout_s
         )
         self._stopping = False
         self._loop_task = asyncio.create_task(self._loop(), name="tierwise-callback-deliverer")
@@ -240,9 +291,14 @@ class Deliverer:
             delivery_id=delivery.delivery_id,
             run_id=delivery.run_id,
             attempt=delivery.attempts + 1,
+            deadline_s=self.settings.callback_timeout_s,
         )
         if result.delivered:
             await self.outbox.delivered(delivery)
+            return
+        if result.final:
+            await self.outbox.failed(delivery, result.error or "refused", retry_in_s=self.outbox.deadline_s + 1)
+            logger.error("gave up delivering run %s to its callback: %s", delivery.run_id, result.error)
             return
         advice = parse_retry_after(result.headers) if result.headers else None
         delay = backoff_delay(delivery.attempts, self.backoff, self.rng, advice)

@@ -18,7 +18,6 @@ from decimal import Decimal
 from typing import Any
 
 from nodes.admission import Admission, Admitted
-from nodes.callbacks import check_callback_url
 from nodes.catalog import NODES, Node, Task
 from nodes.cost import usd_text
 from nodes.errors import InvalidRequest, NotFound, ProblemError
@@ -30,6 +29,7 @@ from nodes.runlog import new_run_id, write_run
 from nodes.runner import Runner
 from nodes.settings import Settings
 from nodes.store import Store
+from nodes.urlguard import check_callback_url
 
 
 def find_node(name: str) -> Node[Any]:

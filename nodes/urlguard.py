@@ -147,7 +147,7 @@ def is_public(address: str | IPAddress) -> bool:
 def _describe(address: str) -> str:
     ip = _parse(address)
     embedded = embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else ()
-    if not embedded:
+    if not embedded or (isinstance(ip, ipaddress.IPv6Address) and (ip.is_loopback or ip.is_unspecified)):
         return address
     return f"{address} which embeds {' and '.join(str(v4) for v4 in embedded)}"
 

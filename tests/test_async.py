@@ -11,8 +11,8 @@ import httpx
 import pytest
 from support import Receiver, Sandbox, Service
 
-from nodes.callbacks import is_public
 from nodes.settings import Settings
+from nodes.urlguard import is_public
 
 CLASSIFY = {"input": "Billing problem: charged twice", "labels": ["billing", "bug"], "metadata": {"row": 3}}
 
