@@ -90,7 +90,7 @@ class Tierwise:
         caller = TierCaller(self.provider, Limits.from_settings(settings), pacing=self.pacing)
         ladder = Ladder({} if self.sandbox else resolve_tiers(settings))
         self.runner = Runner(caller, ladder, sandbox=self.sandbox)
-        self.queue = JobQueue(store)
+        self.queue = JobQueue(store, lease_s=settings.job_lease_s)
         self.outbox = Outbox(store, deadline_s=settings.callback_deadline_s)
         self.submissions = Submissions(settings, store, self.admission, self.runner, self.queue)
         self.stats = Stats(store)

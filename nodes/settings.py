@@ -155,6 +155,12 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(default=1000, gt=0, description="Most items accepted in one batch request.")
     batch_concurrency: int = Field(default=32, gt=0, description="Items of one batch run at the same time.")
     job_workers: int = Field(default=16, gt=0, description="Asynchronous runs executed at the same time.")
+    job_lease_s: float = Field(
+        default=30.0,
+        ge=1,
+        description="How long a claimed asynchronous run stays with its instance without renewal; a run whose "
+        "instance died is taken over after this.",
+    )
     callback_allow_private: bool = Field(
         default=False, description="Allow callback URLs on private, loopback and link-local addresses."
     )
