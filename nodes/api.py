@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from nodes.catalog import NODES
+from nodes.catalog import catalogue
 from nodes.dashboard import DASHBOARD_HTML
 from nodes.errors import PayloadTooLarge
 from nodes.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -75,7 +75,7 @@ async def healthz(request: Request) -> dict[str, Any]:
 @router.get("/v1/nodes")
 async def list_nodes(_key: Caller) -> dict[str, Any]:
     """The node catalogue: names, input and output schemas, default tiers."""
-    return {"nodes": [node.describe() for node in NODES.values()]}
+    return {"nodes": catalogue()}
 
 
 @router.post("/v1/nodes/{node_name}")

@@ -236,8 +236,8 @@ class Deliverer:
     async def stop(self) -> None:
         """Stop taking deliveries; those in flight get their timeout to finish, so a taken answer is recorded."""
         self._stopping = True
-        self.outbox.wake()
         if self._loop_task is not None:
+            self._loop_task.cancel()  # the loop holds nothing: deliveries in flight are tasks of their own
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None

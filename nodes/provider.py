@@ -34,6 +34,7 @@ from nodes.errors import (
 )
 from nodes.settings import StructuredOutputMode
 from nodes.tiers import Tier, TierName
+from nodes.tls import client_tls
 
 logger = logging.getLogger("tierwise.provider")
 
@@ -163,7 +164,7 @@ class OpenAIProvider:
                 api_key=tier.api_key,
                 base_url=tier.base_url,
                 max_retries=0,
-                http_client=openai.DefaultAioHttpClient(),
+                http_client=openai.DefaultAioHttpClient(verify=client_tls()),
             )
             self._clients[key] = client
         return client

@@ -50,6 +50,7 @@ import httpcore
 import httpx
 
 from nodes.errors import FieldIssue, InvalidRequest
+from nodes.tls import client_tls
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -345,7 +346,7 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, backend: _PinningBackend) -> None:
         limits = httpx.Limits()
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=client_tls(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from nodes.catalog.base import Node, Task
@@ -12,4 +13,11 @@ from nodes.catalog.judge import Judge
 
 NODES: dict[str, Node[Any]] = {node.name: node for node in (Classify(), Extract(), Draft(), Judge())}
 
-__all__ = ["NODES", "Node", "Task"]
+
+@cache
+def catalogue() -> list[dict[str, Any]]:
+    """Every node's description, for ``GET /v1/nodes`` (built once: the catalogue never changes)."""
+    return [node.describe() for node in NODES.values()]
+
+
+__all__ = ["NODES", "Node", "Task", "catalogue"]
