@@ -15,7 +15,7 @@ from nodes import make_lint
 from nodes.make_lint import Finding, iml_references, lint_blueprint, lint_file, main
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "make-blueprints"
+FIXTURES = ROOT / "tests" / "fixtures" / "make-blueprints"
 TEMPLATES = ROOT / "templates" / "make"
 
 DEVOPS = FIXTURES / "real-export-mrlmbrown-devops-webhook-http-routers.blueprint.json"

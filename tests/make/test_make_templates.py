@@ -32,7 +32,7 @@ from nodes import make_lint
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates" / "make"
-SPECS_FIXTURE = ROOT.parent / "shared" / "fixtures" / "make-blueprints" / "module-specs-from-real-exports.json"
+SPECS_FIXTURE = ROOT / "tests" / "fixtures" / "make-blueprints" / "module-specs-from-real-exports.json"
 
 SYNC = ("support-triage", "document-extraction", "pr-review")
 ASYNC = ("research-synthesis", "content-pipeline")
