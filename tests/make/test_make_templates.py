@@ -28,7 +28,7 @@ from make_sim import (
 )
 from support import CLIENT_KEY
 
-from nodes import make_lint
+from nodes.tools import make_lint
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates" / "make"
