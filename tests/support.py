@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from types import TracebackType
 from typing import Any
@@ -19,6 +20,10 @@ from nodes.settings import Settings
 
 CLIENT_KEY = "test-client-key-0001"
 
+#: One TLS context for every test client: httpx would otherwise build one per client, loading the CA bundle
+#: each time (tens of milliseconds). The clients only speak plain HTTP to loopback.
+TLS = ssl.create_default_context()
+
 
 class Sandbox:
     """A sandbox upstream on loopback, served from a background thread and driven by its control endpoints."""
@@ -28,12 +33,12 @@ class Sandbox:
         self._server = LoopbackServer(self.app)
         self.url = ""
         self.base_url = ""
-        self.http = httpx.Client(timeout=10)
+        self.http = httpx.Client(timeout=10, verify=TLS)
 
     def __enter__(self) -> Sandbox:
         self.url = self._server.start_in_thread()
         self.base_url = f"{self.url}/v1"
-        self.http = httpx.Client(base_url=self.url, timeout=10)
+        self.http = httpx.Client(base_url=self.url, timeout=10, verify=TLS)
         return self
 
     def __exit__(
@@ -67,8 +72,10 @@ class Service:
     def __init__(self, url: str, settings: Settings) -> None:
         self.url = url
         self.settings = settings
-        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}, timeout=30)
-        self.anonymous = httpx.Client(base_url=url, timeout=30)
+        self.http = httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}, timeout=30, verify=TLS
+        )
+        self.anonymous = httpx.Client(base_url=url, timeout=30, verify=TLS)
 
 
 class Receiver:
