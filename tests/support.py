@@ -67,15 +67,18 @@ class Sandbox:
 
 
 class Service:
-    """A running service and an HTTP client already holding a valid key."""
+    """A running service, the API key to call it with, and an HTTP client already holding that key."""
 
-    def __init__(self, url: str, settings: Settings) -> None:
+    def __init__(self, url: str, settings: Settings, key: str = CLIENT_KEY) -> None:
         self.url = url
         self.settings = settings
-        self.http = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}, timeout=30, verify=TLS
-        )
+        self.key = key
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30, verify=TLS)
         self.anonymous = httpx.Client(base_url=url, timeout=30, verify=TLS)
+
+    def close(self) -> None:
+        self.http.close()
+        self.anonymous.close()
 
 
 class Receiver:
