@@ -150,7 +150,7 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _lint_make(args: argparse.Namespace) -> int:
-    from nodes.make_lint import main as lint_main
+    from nodes.tools.make_lint import main as lint_main
 
     return lint_main(args.lint_args)
 
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["lint-make"]:  # its own options (--strict, --help ...) belong to the linter
-        from nodes.make_lint import main as lint_main
+        from nodes.tools.make_lint import main as lint_main
 
         return lint_main(arguments[1:])
     args = build_parser().parse_args(arguments)

@@ -1,4 +1,4 @@
-"""Read the recorded OpenAI traffic in ../shared/fixtures/openai-cassettes and replay it over loopback.
+"""Read the recorded OpenAI traffic in tests/fixtures/openai-cassettes and replay it over loopback.
 
 Two formats are recorded there: vcrpy's standard YAML (read with vcrpy's own deserialiser) and
 pydantic-ai's serializer (``parsed_body`` instead of a body string; read as plain YAML).
@@ -19,7 +19,7 @@ from starlette.routing import Route
 from vcr.serialize import deserialize
 from vcr.serializers import yamlserializer
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "openai-cassettes"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "openai-cassettes"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ Storage runs on SQLite by default; a test (or a whole module) that takes the ``b
 parametrised with ``BACKENDS`` runs on both SQLite and the local PostgreSQL server, each test in a
 fresh schema of its own. Without a PostgreSQL server the PostgreSQL cases are skipped with the reason,
 except under CI (``CI`` set), where they fail.
+A test gets a service of its own from ``start_service``, or shares one with the other tests of its module
+through ``pooled_service`` (see ``ServicePool`` for when that is safe).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -126,20 +129,25 @@ def tier_overrides(base_url: str) -> dict[str, Any]:
     }
 
 
+def service_settings(base_url: str, store: dict[str, Any], **overrides: Any) -> Settings:
+    """Settings for a service whose tiers all use the upstream at ``base_url``, with fast backoff, on ``store``."""
+    values: dict[str, Any] = {
+        **tier_overrides(base_url),
+        **store,
+        "api_keys": [CLIENT_KEY],
+        "backoff_base_s": 0.01,
+        "backoff_cap_s": 0.05,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
 @pytest.fixture
 def make_settings(store_location: dict[str, Any], sandbox: Sandbox) -> Callable[..., Settings]:
     """Settings for a service whose tiers all use the sandbox, with fast backoff, on the store under test."""
 
     def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            **tier_overrides(sandbox.base_url),
-            **store_location,
-            "api_keys": [CLIENT_KEY],
-            "backoff_base_s": 0.01,
-            "backoff_cap_s": 0.05,
-        }
-        values.update(overrides)
-        return Settings(**values)
+        return service_settings(sandbox.base_url, store_location, **overrides)
 
     return build
 
@@ -156,9 +164,69 @@ def start_service() -> Iterator[Callable[[Settings], Service]]:
 
     yield start
     for server, service in servers:
-        service.http.close()
-        service.anonymous.close()
+        service.close()
         server.stop_thread()
+
+
+#: The keys every pooled service accepts; each test on the pool is handed one no other test has used.
+POOLED_KEYS = [f"test-pooled-key-{n:04d}" for n in range(1, 257)]
+
+
+class ServicePool:
+    """Services shared by the tests of one module: one server per distinct settings, a fresh API key per test.
+
+    Starting and stopping a service costs about a quarter of a second (uvicorn looks for a shutdown request
+    every 0.1 s, then gives connections 0.1 s to close), which is most of the time of a test that makes a few
+    calls. What one request leaves behind for the next (idempotency answers, per-key rate limits and budgets)
+    is kept per API key, so a test holding a key of its own sees what it would see on a service of its own.
+    Use it only for tests that read nothing service-wide (stats, metrics, the run log, the job queue) and
+    leave no work running when they end.
+    """
+
+    def __init__(self, base_url: str, directory: Path) -> None:
+        self._base_url = base_url
+        self._directory = directory
+        self._running: dict[str, tuple[LoopbackServer, str, Settings]] = {}
+        self._keys = iter(POOLED_KEYS)
+
+    def service(self, **overrides: Any) -> Service:
+        """A handle on the pooled service with these settings (started on first use), holding an unused key."""
+        name = repr(sorted(overrides.items()))
+        if name not in self._running:
+            db = self._directory / f"tierwise-{len(self._running)}.db"
+            settings = service_settings(self._base_url, {"db": str(db)}, api_keys=POOLED_KEYS, **overrides)
+            server = LoopbackServer(create_app(settings))
+            self._running[name] = (server, server.start_in_thread(), settings)
+        _, url, settings = self._running[name]
+        key = next(self._keys, None)
+        assert key is not None, f"the service pool has only {len(POOLED_KEYS)} keys"
+        return Service(url, settings, key)
+
+    def stop(self) -> None:
+        """Stop every pooled server, all at once (each takes a few tenths of a second to shut down)."""
+        with ThreadPoolExecutor() as executor:
+            list(executor.map(lambda running: running[0].stop_thread(), self._running.values()))
+
+
+@pytest.fixture(scope="module")
+def service_pool(sandbox_server: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicePool]:
+    pool = ServicePool(sandbox_server.base_url, tmp_path_factory.mktemp("services"))
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture
+def pooled_service(service_pool: ServicePool, sandbox: Sandbox) -> Iterator[Callable[..., Service]]:
+    """``pooled_service(**settings)``: a service shared with the module's other tests, through a key of this test's."""
+    handles: list[Service] = []
+
+    def get(**overrides: Any) -> Service:
+        handles.append(service_pool.service(**overrides))
+        return handles[-1]
+
+    yield get
+    for handle in handles:
+        handle.close()
 
 
 @pytest.fixture

@@ -23,12 +23,14 @@ from nodes.sandbox import SandboxConfig, create_sandbox_app
 from nodes.sandbox.server import SandboxState
 from nodes.settings import Settings
 
-LOOPBACK_TLS = ssl.create_default_context()
-"""Shared by the tests' HTTP clients: building a TLS context per client costs tens of milliseconds."""
 CLIENT_KEY = "test-client-key-0001"
 POSTGRES_URL = os.environ.get("TIERWISE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 """Run a test (or, as ``pytestmark``, a module) on SQLite and on PostgreSQL."""
+
+#: One TLS context for every test client: httpx would otherwise build one per client, loading the CA bundle
+#: each time (tens of milliseconds). The clients only speak plain HTTP to loopback.
+TLS = ssl.create_default_context()
 
 
 class Sandbox:
@@ -39,12 +41,12 @@ class Sandbox:
         self._server = LoopbackServer(self.app)
         self.url = ""
         self.base_url = ""
-        self.http = httpx.Client(timeout=10, verify=LOOPBACK_TLS)
+        self.http = httpx.Client(timeout=10, verify=TLS)
 
     def __enter__(self) -> Sandbox:
         self.url = self._server.start_in_thread()
         self.base_url = f"{self.url}/v1"
-        self.http = httpx.Client(base_url=self.url, timeout=10, verify=LOOPBACK_TLS)
+        self.http = httpx.Client(base_url=self.url, timeout=10, verify=TLS)
         return self
 
     def __exit__(
@@ -73,15 +75,18 @@ class Sandbox:
 
 
 class Service:
-    """A running service and an HTTP client already holding a valid key."""
+    """A running service, the API key to call it with, and an HTTP client already holding that key."""
 
-    def __init__(self, url: str, settings: Settings) -> None:
+    def __init__(self, url: str, settings: Settings, key: str = CLIENT_KEY) -> None:
         self.url = url
         self.settings = settings
-        self.http = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}, timeout=30, verify=LOOPBACK_TLS
-        )
-        self.anonymous = httpx.Client(base_url=url, timeout=30, verify=LOOPBACK_TLS)
+        self.key = key
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30, verify=TLS)
+        self.anonymous = httpx.Client(base_url=url, timeout=30, verify=TLS)
+
+    def close(self) -> None:
+        self.http.close()
+        self.anonymous.close()
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Read the service's store directly (SQL with ``?`` placeholders, on either engine)."""

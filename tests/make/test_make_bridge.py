@@ -3,7 +3,8 @@
 The file layout and JSON shapes are checked against the VS Code extension's own schemas (the parts of
 ``integromat/vscode-apps-sdk`` ``syntaxes/local-development/schemas/makecomapp.schema.json`` and
 ``syntaxes/imljson/schemas/{base,response,enums,parameters}.json`` that our files use, transcribed below);
-the modules are checked against ``GET /v1/nodes`` and against real answers from the service.
+the modules are checked against ``GET /v1/nodes`` and against real answers from the service. The services are
+pooled: each test calls them with an API key of its own (``pooled_service``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-from support import CLIENT_KEY
+from support import Service
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "make-bridge"
@@ -303,7 +305,7 @@ def call_module(service: Any, node: str, parameters: dict[str, Any]) -> tuple[di
     """Render the module's communication with ``parameters`` (merged over base) and send it."""
     base = app_file("general/base.iml.json")
     communication = code("module", node, "communication")
-    scope = {"parameters": parameters, "connection": {"serviceUrl": service.url, "apiKey": CLIENT_KEY}}
+    scope = {"parameters": parameters, "connection": {"serviceUrl": service.url, "apiKey": service.key}}
     headers = render({**base["headers"], **communication.get("headers", {})}, scope)
     body = render(communication["body"], scope)
     url = render(base["baseUrl"], scope) + communication["url"]
@@ -318,6 +320,12 @@ def shape(value: Any) -> Any:
     if isinstance(value, list):
         return [shape(value[0])] if value else []
     return None
+
+
+@pytest.fixture
+def service(pooled_service: Callable[..., Service]) -> Service:
+    """The service with default limits."""
+    return pooled_service()
 
 
 # -- layout ------------------------------------------------------------------------------------------------
@@ -397,7 +405,7 @@ def test_connection_is_an_api_key_connection_checked_against_the_service(service
     ]
     communication = code("connection", "tierwise", "communication")
     jsonschema.validate(communication, REQUEST_SCHEMA)
-    for key, expected in ((CLIENT_KEY, 200), ("not-a-key-0000", 401)):
+    for key, expected in ((service.key, 200), ("not-a-key-0000", 401)):
         scope = {"parameters": {"serviceUrl": service.url, "apiKey": key}}
         response = service.anonymous.request(
             communication["method"],
@@ -526,9 +534,9 @@ def test_json_text_and_mapped_collections_both_reach_the_service_as_json(service
 
 
 def test_rate_limit_becomes_a_rate_limit_error_with_the_services_message(
-    start_service: Any, make_settings: Any, sandbox: Any
+    pooled_service: Callable[..., Service], sandbox: Any
 ) -> None:
-    limited = start_service(make_settings(key_rpm=1))
+    limited = pooled_service(key_rpm=1)
     assert call_module(limited, "classify", {"input": "one", "labels": [{"name": "a"}]})[1].status_code == 200
     _, response = call_module(limited, "classify", {"input": "two", "labels": [{"name": "a"}]})
     assert response.status_code == 429
@@ -552,8 +560,8 @@ def test_failed_run_message_says_what_it_cost(no_retry_service: Any, sandbox: An
 
 
 @pytest.fixture
-def no_retry_service(start_service: Any, make_settings: Any) -> Any:
-    return start_service(make_settings(max_retries=0))
+def no_retry_service(pooled_service: Callable[..., Service]) -> Service:
+    return pooled_service(max_retries=0)
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the app's JavaScript function")

@@ -1,4 +1,4 @@
-"""nodes.make_lint against real Make exports (ground truth) and against planted mistakes."""
+"""nodes.tools.make_lint against real Make exports (ground truth) and against planted mistakes."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from nodes import make_lint
-from nodes.make_lint import Finding, iml_references, lint_blueprint, lint_file, main
+from nodes.tools import make_lint
+from nodes.tools.make_lint import Finding, iml_references, lint_blueprint, lint_file, main
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "make-blueprints"
+FIXTURES = ROOT / "tests" / "fixtures" / "make-blueprints"
 TEMPLATES = ROOT / "templates" / "make"
 
 DEVOPS = FIXTURES / "real-export-mrlmbrown-devops-webhook-http-routers.blueprint.json"

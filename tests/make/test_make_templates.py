@@ -4,6 +4,7 @@ The contract tests run each blueprint with ``make_sim.Runner`` against the runni
 every HTTP module's body is rendered from sample webhook data through the blueprint's own Transform-to-JSON
 modules, sent, and must be accepted; the fields the routers filter on must come back with values the filters
 know; every step's tier and cost must reach the webhook response (or the callback, for asynchronous flows).
+The services are pooled: each test calls them with an API key of its own (``pooled_service``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,13 @@ from make_sim import (
     condition_holds,
     resolve,
 )
-from support import CLIENT_KEY
+from support import Service
 
-from nodes import make_lint
+from nodes.tools import make_lint
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates" / "make"
-SPECS_FIXTURE = ROOT.parent / "shared" / "fixtures" / "make-blueprints" / "module-specs-from-real-exports.json"
+SPECS_FIXTURE = ROOT / "tests" / "fixtures" / "make-blueprints" / "module-specs-from-real-exports.json"
 
 SYNC = ("support-triage", "document-extraction", "pr-review")
 ASYNC = ("research-synthesis", "content-pipeline")
@@ -176,8 +177,14 @@ def fallback() -> dict[str, Any]:
     return load("mini-fallback")
 
 
+@pytest.fixture
+def service(pooled_service: Callable[..., Service]) -> Service:
+    """The service with default limits."""
+    return pooled_service()
+
+
 def endpoints_for(service: Any, fallback: Mapping[str, Any]) -> Endpoints:
-    return Endpoints(service.anonymous, CLIENT_KEY, fallback)
+    return Endpoints(service.anonymous, service.key, fallback)
 
 
 def answered_steps(outcome: Outcome, endpoints: Endpoints) -> set[str]:
@@ -495,9 +502,9 @@ def test_asynchronous_design_answers_202_then_calls_back_with_every_step(
 
 
 @pytest.fixture
-def no_retry_service(start_service: Any, make_settings: Any) -> Any:
+def no_retry_service(pooled_service: Callable[..., Service]) -> Service:
     """A service that gives up on a tier at its first failure, so a fault count fails exactly one call."""
-    return start_service(make_settings(max_retries=0))
+    return pooled_service(max_retries=0)
 
 
 @pytest.mark.parametrize("name", DESIGNS)
@@ -525,9 +532,9 @@ def test_failed_first_call_is_answered_by_the_mini_fallback_and_the_run_goes_on(
 
 @pytest.mark.parametrize("name", ASYNC)
 def test_rate_limited_asynchronous_call_goes_to_break(
-    name: str, start_service: Any, make_settings: Any, sandbox: Any, fallback: dict[str, Any]
+    name: str, pooled_service: Callable[..., Service], sandbox: Any, fallback: dict[str, Any]
 ) -> None:
-    limited = start_service(make_settings(key_rpm=1))
+    limited = pooled_service(key_rpm=1)
     assert limited.http.post("/v1/nodes/classify", json={"input": "warm-up", "labels": ["a", "b"]}).status_code == 200
     endpoints = endpoints_for(limited, fallback)
     blueprint = load(name)
@@ -579,9 +586,9 @@ def test_mini_fallback_answers_502_when_mini_fails_too(
 
 
 def test_mini_fallback_passes_a_429_on_with_retry_after(
-    start_service: Any, make_settings: Any, sandbox: Any, fallback: dict[str, Any]
+    pooled_service: Callable[..., Service], sandbox: Any, fallback: dict[str, Any]
 ) -> None:
-    limited = start_service(make_settings(key_rpm=1))
+    limited = pooled_service(key_rpm=1)
     assert limited.http.post("/v1/nodes/classify", json={"input": "warm-up", "labels": ["a"]}).status_code == 200
     outcome = run_fallback(limited, {"node": "classify", "request": {"input": "x", "labels": ["a"]}}, fallback)
     (answer,) = outcome.answers

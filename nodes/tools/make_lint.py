@@ -16,7 +16,7 @@ This module is in charge of checking a blueprint file the way Make's importer an
 * **module values** — checked against the field specs Make exports with its modules (the Forman format:
   ``parameters``/``expect`` with types, ``required``, ``validate.enum``, ``min``/``max``, ``maxItems`` and the
   item specs that tell request headers ``{name, value}`` from response headers ``{key, value}``). The built-in
-  catalogue is copied from real exports (``shared/fixtures/make-blueprints/module-specs-from-real-exports.json``);
+  catalogue is copied from real exports (``tests/fixtures/make-blueprints/module-specs-from-real-exports.json``);
   ``--specs`` adds more;
 * **publishing** (``--publishable``) — no account-specific ids (webhooks, connections, keychains, data
   structures, data stores) and no labels of the exporting account's connections, so a blueprint can be shared
@@ -124,7 +124,7 @@ ACCOUNT_KEYS: Final = frozenset(
 _ACCOUNT_TYPE_PREFIXES: Final = ("account:", "hook:", "keychain:", "datastore", "udt", "aiagent")
 
 # The field specs of the modules Make exports, copied verbatim from real exports
-# (shared/fixtures/make-blueprints/module-specs-from-real-exports.json; each entry names its source).
+# (tests/fixtures/make-blueprints/module-specs-from-real-exports.json; each entry names its source).
 _SPECS_JSON: Final = """
 {
  "http:ActionSendData@3": {
