@@ -1,4 +1,4 @@
-"""Behaviour profiles: configuration, truth markers, seeded rates, wrong answers, confidence and latency."""
+"""Behaviour profiles: validation, truth markers, seeded rates, wrong answers, confidence and latency."""
 
 from __future__ import annotations
 
@@ -8,26 +8,24 @@ import random
 import re
 import statistics
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-import httpx
 import jsonschema
 import pytest
-from pydantic import ValidationError
-
-from nodes.sandbox import ModelBehaviour, SandboxConfig, load_sandbox_config
-from nodes.sandbox.behaviour import (
+from profiles import (
     ConfidenceSpread,
+    ModelBehaviour,
     Shaped,
     find_truths,
     find_words,
     is_nested,
+    messages_text,
     shape_json,
     shape_text,
 )
+from pydantic import ValidationError
+
 from nodes.sandbox.synth import synthesize
-from nodes.sandbox.wire import NON_JSON_TEXT
 
 LABELS = ["billing", "bug", "feature_request", "account", "other"]
 CLASSIFY: dict[str, Any] = {
@@ -146,7 +144,6 @@ def test_defaults_are_a_perfect_instant_model() -> None:
     assert profile.latency_s(random.Random(0), 100) == 0
     shaped = shape(profile, CLASSIFY, marker({"label": "bug"}))
     assert json.loads(shaped.content) == {"label": "bug", "confidence": 0.9}
-    assert SandboxConfig().behaviour == {}
 
 
 @pytest.mark.parametrize(
@@ -165,31 +162,6 @@ def test_defaults_are_a_perfect_instant_model() -> None:
 def test_profile_validation(fields: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(fragment)):
         ModelBehaviour.model_validate(fields)
-
-
-def test_profile_lookup_exact_name_then_first_glob() -> None:
-    config = SandboxConfig.model_validate(
-        {
-            "behaviour": {
-                "gpt-*": {"latency_ms": 1},
-                "*nano*": {"latency_ms": 2},
-                "gpt-5.4-nano": {"latency_ms": 3},
-            }
-        }
-    )
-    assert config.behaviour_for("gpt-5.4-nano") is config.behaviour["gpt-5.4-nano"]
-    assert config.behaviour_for("gpt-4.1-nano") is config.behaviour["gpt-*"]
-    assert config.behaviour_for("my-nano") is config.behaviour["*nano*"]
-    assert config.behaviour_for("claude") is None
-
-
-def test_load_a_config_file_with_profiles(tmp_path: Path) -> None:
-    path = tmp_path / "sandbox.json"
-    path.write_text(json.dumps({"seed": 3, "behaviour": {"*mini*": {"correct_rate_multi": 0.94}}}))
-    assert load_sandbox_config(str(path)).behaviour_for("gpt-5.4-mini") == ModelBehaviour(correct_rate_multi=0.94)
-    path.write_text(json.dumps({"behaviour": {"*mini*": {"invalid_json_rate": 2}}}))
-    with pytest.raises(Exception, match=r"behaviour\.\*mini\*\.invalid_json_rate"):
-        load_sandbox_config(str(path))
 
 
 # -- markers ---------------------------------------------------------------------------------------
@@ -213,6 +185,16 @@ def test_find_words() -> None:
     assert find_words("x [[words: 120]] [[words: 5]]") == 120
     assert find_words("[[words:0]]") == 1
     assert find_words("[[words: many]]") is None
+
+
+def test_markers_are_looked_for_in_every_message() -> None:
+    messages = [
+        {"role": "system", "content": "Classify."},
+        {"role": "user", "content": [{"type": "text", "text": "[[truth: "}, {"type": "text", "text": '{"a": 1}]]'}]},
+        "not a message",
+    ]
+    assert messages_text(messages) == 'Classify.\n[[truth: {"a": 1}]]'
+    assert [t.values for t in find_truths(messages_text(messages))] == [{"a": 1}]
 
 
 def test_is_nested() -> None:
@@ -394,78 +376,3 @@ def test_latency_is_lognormal_around_the_median_plus_decoding() -> None:
     logs = [math.log(value) for value in samples]
     assert abs(statistics.stdev(logs) - 0.5) < 0.03
     assert ModelBehaviour(latency_ms=300, latency_per_output_token_ms=10).latency_s(rng, 50) == pytest.approx(0.8)
-
-
-# -- over HTTP -------------------------------------------------------------------------------------
-
-
-def _chat(client: httpx.Client, model: str, text: str, schema: dict[str, Any] = CLASSIFY) -> httpx.Response:
-    body = {
-        "model": model,
-        "messages": [
-            {"role": "system", "content": "Classify."},
-            {"role": "user", "content": f"<input>\n{text}\n</input>"},
-        ],
-        "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": schema, "strict": True}},
-    }
-    return client.post("/v1/chat/completions", json=body)
-
-
-def test_profiles_over_http_counts_log_and_reset(client: httpx.Client) -> None:
-    config = {"seed": 11, "behaviour": {"*nano*": NANO.model_dump(), "gpt-5.4": {"latency_ms": 1}}}
-    assert client.put("/_sandbox/config", json=config).status_code == 200
-    answers = []
-    for i in range(40):
-        response = _chat(client, "gpt-5.4-nano", f"{marker({'label': LABELS[i % 5]})}\nticket {i}")
-        assert response.status_code == 200
-        answers.append(response.json()["choices"][0]["message"]["content"])
-    _chat(client, "gpt-5.4", "no truth here")
-    _chat(client, "gpt-4.1-mini", marker({"label": "bug"}))
-    counts = client.get("/_sandbox/behaviour").json()["by_model"]
-    assert set(counts) == {"gpt-5.4-nano", "gpt-5.4"}
-    nano = counts["gpt-5.4-nano"]
-    assert nano["served"] == 40 == nano["valid"] + nano["invalid_json"] + nano["schema_violation"]
-    assert nano["correct"] + nano["wrong"] == 40 and nano["no_truth"] == nano["fault"] == 0
-    assert sum(content == NON_JSON_TEXT for content in answers) == nano["invalid_json"]
-    assert counts["gpt-5.4"] == {
-        "served": 1, "valid": 1, "invalid_json": 0, "schema_violation": 0,
-        "correct": 0, "wrong": 0, "no_truth": 1, "fault": 0,
-    }  # fmt: skip
-    log = client.get("/_sandbox/requests").json()["requests"]
-    assert set(log[0]["behaviour"]) == {"validity", "answer", "multi", "confidence", "latency_ms"}
-    assert "behaviour" not in log[-1]
-    # The same configuration and requests, in another order, give the same answers.
-    assert client.put("/_sandbox/config", json=config).status_code == 200
-    for i in reversed(range(40)):
-        response = _chat(client, "gpt-5.4-nano", f"{marker({'label': LABELS[i % 5]})}\nticket {i}")
-        assert response.json()["choices"][0]["message"]["content"] == answers[i]
-    assert client.delete("/_sandbox/requests").status_code == 204
-    assert client.get("/_sandbox/behaviour").json() == {"by_model": {}}
-
-
-def test_profile_latency_replaces_the_configured_latency(client: httpx.Client) -> None:
-    config = {"latency_ms": 3000, "behaviour": {"fast-*": {"latency_ms": 20}}}
-    assert client.put("/_sandbox/config", json=config).status_code == 200
-    response = _chat(client, "fast-model", "hello")
-    assert response.elapsed.total_seconds() < 1.5
-    assert response.headers["openai-processing-ms"] == "20"
-    assert client.get("/_sandbox/requests").json()["requests"][-1]["behaviour"]["latency_ms"] == 20
-
-
-def test_fault_rules_still_come_first(client: httpx.Client) -> None:
-    config = {"faults": [{"kind": "non_json", "times": 1}], "behaviour": {"*": {}}}
-    assert client.put("/_sandbox/config", json=config).status_code == 200
-    first = _chat(client, "m", marker({"label": "bug"}))
-    second = _chat(client, "m", marker({"label": "bug"}))
-    assert first.json()["choices"][0]["message"]["content"] == NON_JSON_TEXT
-    assert json.loads(second.json()["choices"][0]["message"]["content"])["label"] == "bug"
-    assert client.get("/_sandbox/behaviour").json()["by_model"]["m"]["fault"] == 1
-
-
-def test_nested_schemas_use_the_nested_rate(client: httpx.Client) -> None:
-    profile = {"schema_violation_rate": 0.0, "schema_violation_rate_nested": 1.0}
-    assert client.put("/_sandbox/config", json={"behaviour": {"*": profile}}).status_code == 200
-    flat = json.loads(_chat(client, "m", "x", FLAT).json()["choices"][0]["message"]["content"])
-    nested = json.loads(_chat(client, "m", "x", INVOICE).json()["choices"][0]["message"]["content"])
-    jsonschema.validate(flat, FLAT)
-    assert "unexpected_field" in nested and "vendor" not in nested
