@@ -210,38 +210,43 @@ def test_is_nested() -> None:
 # -- seeded counts ---------------------------------------------------------------------------------
 
 
-def test_seeded_run_gives_exact_counts_at_the_profile_rates() -> None:
+def validity_for(draw: float, invalid_json_rate: float, violation_rate: float) -> str:
+    """The validity a profile gives a reply whose ``validity`` draw is ``draw``."""
+    if draw < invalid_json_rate:
+        return "invalid_json"
+    return "schema_violation" if draw < invalid_json_rate + violation_rate else "valid"
+
+
+def test_each_outcome_is_one_seeded_draw_against_the_profile_rates() -> None:
+    # Every reply's validity and correctness follow from its own uniform draw compared with the rates, so the
+    # rates hold exactly (a draw below 0.022 is invalid JSON, ...), and a seeded sample reaches every outcome.
     flat: Counter[str] = Counter()
     nested: Counter[str] = Counter()
-    n = 2000
-    for i in range(n):
-        flat_reply = shape(NANO, CLASSIFY, marker({"label": LABELS[i % 5]}, multi=i % 4 == 0), key=i)
-        flat.update([flat_reply.validity, f"{flat_reply.answer} {'multi' if flat_reply.multi else 'simple'}"])
+    for i in range(400):
+        multi = i % 4 == 0
+        flat_reply = shape(NANO, CLASSIFY, marker({"label": LABELS[i % 5]}, multi=multi), key=i)
         nested_reply = shape(NANO, INVOICE, marker(INVOICE_TRUTH), key=i)
+        validity, correct = streams(7, i)("validity").random(), streams(7, i)("correct").random()
+        assert flat_reply.validity == validity_for(validity, 0.022, 0.038)
+        assert nested_reply.validity == validity_for(validity, 0.022, 0.08)
+        assert flat_reply.answer == ("correct" if correct < (0.71 if multi else 0.95) else "wrong")
+        assert nested_reply.answer == ("correct" if correct < 0.95 else "wrong")
+        assert (flat_reply.multi, nested_reply.multi) == (multi, False)
+        flat.update([flat_reply.validity, f"{flat_reply.answer} {'multi' if multi else 'simple'}"])
         nested.update([nested_reply.validity, nested_reply.answer])
-    # Pinned for seed 7; each is within three standard deviations of its rate.
+    # Pinned for seed 7.
     assert flat == Counter(
         {
-            "valid": 1877,
-            "schema_violation": 82,
-            "invalid_json": 41,
-            "correct simple": 1415,
-            "correct multi": 364,
-            "wrong simple": 85,
-            "wrong multi": 136,
+            "valid": 364,
+            "schema_violation": 24,
+            "invalid_json": 12,
+            "correct simple": 279,
+            "correct multi": 74,
+            "wrong simple": 21,
+            "wrong multi": 26,
         }
     )
-    assert nested == Counter(
-        {"valid": 1777, "schema_violation": 182, "invalid_json": 41, "correct": 1891, "wrong": 109}
-    )
-
-    def near(count: int, total: int, rate: float) -> bool:
-        return abs(count - total * rate) <= 3 * math.sqrt(total * rate * (1 - rate))
-
-    assert near(flat["invalid_json"], n, 0.022) and near(nested["invalid_json"], n, 0.022)
-    assert near(flat["schema_violation"], n, 0.038) and near(nested["schema_violation"], n, 0.08)
-    assert near(flat["correct simple"], 1500, 0.95) and near(flat["correct multi"], 500, 0.71)
-    assert near(nested["correct"], n, 0.95)
+    assert nested == Counter({"valid": 342, "schema_violation": 46, "invalid_json": 12, "correct": 377, "wrong": 23})
 
 
 def test_same_request_same_draws_and_aspects_are_independent() -> None:
@@ -338,15 +343,23 @@ def test_the_first_truth_that_fits_the_schema_is_used() -> None:
 # -- confidence ------------------------------------------------------------------------------------
 
 
-def test_confidence_follows_the_right_and_wrong_distributions() -> None:
-    right: list[float] = []
-    wrong: list[float] = []
-    for i in range(3000):
-        reply = shape(NANO.model_copy(update={"invalid_json_rate": 0.0, "schema_violation_rate": 0.0}), CLASSIFY,
-                      marker({"label": "bug"}, multi=True), key=i)  # fmt: skip
-        assert reply.confidence is not None and 0 <= reply.confidence <= 1
+def test_confidence_is_drawn_from_the_right_or_the_wrong_spread() -> None:
+    profile = NANO.model_copy(update={"invalid_json_rate": 0.0, "schema_violation_rate": 0.0})
+    answers: Counter[str] = Counter()
+    for i in range(200):
+        reply = shape(profile, CLASSIFY, marker({"label": "bug"}, multi=True), key=i)
+        spread = profile.right_confidence if reply.answer == "correct" else profile.wrong_confidence
+        assert reply.confidence == spread.draw(streams(7, i)("confidence"), 0.0, 1.0)
         assert json.loads(reply.content)["confidence"] == reply.confidence
-        (right if reply.answer == "correct" else wrong).append(reply.confidence)
+        answers[reply.answer] += 1
+    assert answers == Counter({"correct": 142, "wrong": 58})
+
+
+def test_confidence_spreads_and_what_a_floor_catches() -> None:
+    rng = random.Random(3)
+    right = [NANO.right_confidence.draw(rng) for _ in range(20_000)]
+    wrong = [NANO.wrong_confidence.draw(rng) for _ in range(20_000)]
+    assert all(0 <= value <= 1 for value in right + wrong)
     assert abs(statistics.fmean(right) - 0.88) < 0.01 and abs(statistics.stdev(right) - 0.07) < 0.01
     assert abs(statistics.fmean(wrong) - 0.72) < 0.015 and abs(statistics.stdev(wrong) - 0.13) < 0.015
     # A min_confidence of 0.7 catches part of the wrong answers, and few right ones.

@@ -1,11 +1,13 @@
 """The simulator: profiles plugged into the sandbox, over HTTP, with its counts, log, latency and config file.
 
-The HTTP tests share one simulator on loopback, reconfigured before each.
+The HTTP tests share one simulator on loopback, reconfigured before each. Its client opens a connection
+per request, for the reason given in ``tests/sandbox/conftest.py``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,10 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from _harness import simulator_process
+import uvicorn
 from profiles import ModelBehaviour
 from pydantic import ValidationError
-from simulator import ProfileShaper, SimulatorConfig, create_simulator_app, load_simulator_config
+from simulator import ProfileShaper, SimulatorConfig, create_simulator_app, load_simulator_config, main
 from test_profiles import CLASSIFY, FLAT, INVOICE, LABELS, NANO, marker
 
 from nodes.loopback import LoopbackServer
@@ -34,7 +36,9 @@ class Simulator:
         self.client = httpx.Client()
 
     def __enter__(self) -> Simulator:
-        self.client = httpx.Client(base_url=self._server.start_in_thread(), timeout=10)
+        url = self._server.start_in_thread()
+        transport = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+        self.client = httpx.Client(base_url=url, transport=transport, timeout=10)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -175,13 +179,21 @@ def test_nested_schemas_use_the_nested_rate(simulator: Simulator) -> None:
     assert "unexpected_field" in nested and "vendor" not in nested
 
 
-@pytest.mark.slow
-def test_the_entry_point_serves_the_profiles() -> None:
-    config = {"seed": 5, "log_requests": False, "behaviour": {"*nano*": {"correct_rate_simple": 0.0}}}
-    with simulator_process(config) as upstream, httpx.Client(base_url=upstream.removesuffix("/v1")) as client:
-        sandbox = SandboxConfig(seed=5, log_requests=False)
-        assert client.get("/_sandbox/config").json() == sandbox.model_dump(mode="json")
-        label = json.loads(content_of(chat(client, "gpt-5.4-nano", marker({"label": "bug"}))))["label"]
-        assert label in LABELS and label != "bug"
-        assert client.get("/_sandbox/behaviour").json()["by_model"]["gpt-5.4-nano"]["wrong"] == 1
-        assert client.get("/_sandbox/requests").json() == {"requests": []}
+def test_the_entry_point_serves_a_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "simulator.json"
+    path.write_text(json.dumps({"seed": 5, "log_requests": False, "behaviour": {"*nano*": {"correct_rate_simple": 0}}}))
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    argv = ["simulator.py", "--config", str(path), "--port", "8123", "--log-level", "warning"]
+    monkeypatch.setattr(sys, "argv", argv)
+    main()
+    state = served.pop("app").state.sandbox
+    assert served == {"host": "127.0.0.1", "port": 8123, "log_level": "warning"}
+    assert state.config == SandboxConfig(seed=5, log_requests=False)
+    assert state.shaper.profiles == {"*nano*": ModelBehaviour(correct_rate_simple=0.0)}
+    path.write_text("{not json")
+    with pytest.raises(SystemExit):
+        main()
+    assert f"error: {path}: Expecting property name" in capsys.readouterr().err
