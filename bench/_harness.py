@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 KEY = "bench-client-key-01"
+BENCH = Path(__file__).resolve().parent
 
 
 def free_port() -> int:
@@ -79,11 +80,11 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
 
 
 @contextmanager
-def tierwise_process(args: list[str], health_path: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """``python -m nodes ARGS --port P`` in its own process; yields its root URL once ``health_path`` answers."""
+def server_process(command: list[str], health_path: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``python COMMAND --port P`` in its own process; yields its root URL once ``health_path`` answers."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "nodes", *args, "--port", str(port), "--log-level", "warning"],
+        [sys.executable, *command, "--port", str(port), "--log-level", "warning"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -97,12 +98,29 @@ def tierwise_process(args: list[str], health_path: str, env: dict[str, str] | No
 
 
 @contextmanager
+def tierwise_process(args: list[str], health_path: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``python -m nodes ARGS --port P`` in its own process; yields its root URL once ``health_path`` answers."""
+    with server_process(["-m", "nodes", *args], health_path, env) as url:
+        yield url
+
+
+@contextmanager
 def sandbox_process(config: dict[str, Any]) -> Iterator[str]:
     """``tierwise sandbox`` in its own process; yields its /v1 base URL."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "sandbox.json"
         path.write_text(json.dumps(config))
         with tierwise_process(["sandbox", "--faults", str(path)], "/_sandbox/config") as url:
+            yield f"{url}/v1"
+
+
+@contextmanager
+def simulator_process(config: dict[str, Any]) -> Iterator[str]:
+    """``bench/simulator.py``, the sandbox with behaviour profiles, in its own process; yields its /v1 base URL."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "simulator.json"
+        path.write_text(json.dumps(config))
+        with server_process([str(BENCH / "simulator.py"), "--config", str(path)], "/_sandbox/config") as url:
             yield f"{url}/v1"
 
 

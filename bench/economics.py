@@ -1,7 +1,7 @@
 """The economics benchmark: Tierwise's cost, validity, correctness and latency beside one-model baselines.
 
 The sandbox upstream runs in its own process with a behaviour profile per tier's model
-(``nodes.sandbox.behaviour``): latency with a spread, invalid JSON and schema violations at per-call
+(``simulator``, ``profiles``): latency with a spread, invalid JSON and schema violations at per-call
 rates, right or wrong answers against ground truth carried in the requests, and a confidence that is
 lower when the answer is wrong. A pipeline-like workload with known truth (``economics_workload``) is
 run six ways:
@@ -40,7 +40,7 @@ from typing import Any
 
 import aiohttp
 import httpx
-from _harness import KEY, machine, percentile, sandbox_process, service_process
+from _harness import KEY, machine, percentile, service_process, simulator_process
 from economics_workload import MIN_CONFIDENCE, Item, build
 
 from nodes.catalog import NODES, Task
@@ -100,7 +100,7 @@ CORRECTNESS_BAND = 0.02
 LADDER = ("nano", "mini", "full")
 
 
-def sandbox_config(seed: int) -> dict[str, Any]:
+def simulator_config(seed: int) -> dict[str, Any]:
     behaviour = {
         TIERS[tier].model: {**profile, "right_confidence": RIGHT_CONFIDENCE, "wrong_confidence": WRONG_CONFIDENCE}
         for tier, profile in PROFILES.items()
@@ -647,11 +647,11 @@ async def main() -> None:
         parser.error("--multi-scale must be between 0 and 2 (every share stays at or below 100%)")
     items = build(args.runs, args.seed, args.multi_scale)
     tasks = [task_for(item) for item in items]
-    config = sandbox_config(args.seed)
+    config = simulator_config(args.seed)
     results: dict[str, list[dict[str, Any]]] = {}
     walls: dict[str, float] = {}
     behaviour: dict[str, Any] = {}
-    with sandbox_process(config) as upstream:
+    with simulator_process(config) as upstream:
         control = upstream.removesuffix("/v1")
         with service_process(upstream) as base:
             # Idle connections are dropped after 2 s, before uvicorn's 5 s keep-alive closes them under us.

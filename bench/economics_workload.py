@@ -16,8 +16,8 @@ Input lengths are lognormal: tickets median 600 characters (a few long threads),
 2,400 (some contracts past 8,000 characters, i.e. 2,000 tokens), draft material median 1,400, judged
 candidates median 1,100 plus 500 of context.
 
-Ground truth travels in simulator-only markers at the top of the (string) input, which the sandbox's
-behaviour profiles read (``nodes.sandbox.behaviour``): ``[[truth: {...}]]`` or ``[[truth multi: {...}]]``
+Ground truth travels in simulator-only markers at the top of the (string) input, which the simulator's
+behaviour profiles read (``profiles``): ``[[truth: {...}]]`` or ``[[truth multi: {...}]]``
 with the task's true answer, a second ``[[truth: {"label": "SIMPLE" | "MODERATE"}]]`` with the true
 answer to Tierwise's nano complexity check (MODERATE for multi-condition tasks), and for drafts
 ``[[words: N]]``, the length the simulated model writes.

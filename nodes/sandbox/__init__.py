@@ -10,28 +10,29 @@ canned content) so retry, repair and escalation paths can be exercised determini
 OpenAI-style per-model rate limits (``rate_limit_rpm``/``rate_limit_tpm`` token buckets answering 429
 with exact ``retry-after-ms`` and real ``x-ratelimit-*`` headers). ``GET /_sandbox/stats`` counts
 served, rate-limited and faulted requests; ``log_requests=False`` turns off the request log.
-Per-model behaviour profiles (``SandboxConfig.behaviour``) make a model slow with a spread, break JSON
-or the schema at set rates, and answer right or wrong against ground truth carried in the request
-(``[[truth: {...}]]`` markers), with a lower confidence when wrong; ``GET /_sandbox/behaviour`` counts
-what they decided.
+A ``ReplyShaper`` passed to ``create_sandbox_app`` decides the successful replies of the models it
+knows (what they say and how long they take), with faults and rate limits still applied on top; the
+economics benchmark plugs its simulated models in this way (``bench/simulator.py``).
 
 * ``create_sandbox_app``: the FastAPI app (``server``).
 * ``SandboxConfig``, ``FaultRule``, ``load_sandbox_config``: configuration (``faults``).
-* ``ModelBehaviour``, ``ConfidenceSpread``: behaviour profiles and truth markers (``behaviour``).
+* ``ReplyShaper``, ``ChatRequest``, ``ShapedReply``, ``Delivery``: the extension seam (``shaping``).
 * ``synthesize``: JSON Schema to a valid instance (``synth``).
 * Token buckets behind the rate limits (``limits``).
 """
 
-from nodes.sandbox.behaviour import ConfidenceSpread, ModelBehaviour
 from nodes.sandbox.faults import FaultRule, SandboxConfig, load_sandbox_config
 from nodes.sandbox.server import create_sandbox_app
+from nodes.sandbox.shaping import ChatRequest, Delivery, ReplyShaper, ShapedReply
 from nodes.sandbox.synth import synthesize
 
 __all__ = [
-    "ConfidenceSpread",
+    "ChatRequest",
+    "Delivery",
     "FaultRule",
-    "ModelBehaviour",
+    "ReplyShaper",
     "SandboxConfig",
+    "ShapedReply",
     "create_sandbox_app",
     "load_sandbox_config",
     "synthesize",

@@ -1,8 +1,7 @@
-"""The sandbox's configuration: which faults to inject, how slow to be, how each model behaves, what usage to report.
+"""The sandbox's configuration: which faults to inject, how slow to be, what limits and usage to apply.
 
 ``SandboxConfig`` is what ``PUT /_sandbox/config`` accepts and what ``load_sandbox_config`` reads
-from a JSON file. ``pick_fault`` decides, for one request, which ``FaultRule`` (if any) fires;
-``SandboxConfig.behaviour_for`` which behaviour profile (``nodes.sandbox.behaviour``), if any, shapes it.
+from a JSON file. ``pick_fault`` decides, for one request, which ``FaultRule`` (if any) fires.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nodes.errors import ConfigError
-from nodes.sandbox.behaviour import ModelBehaviour
 
 __all__ = ["FaultKind", "FaultRule", "SandboxConfig", "load_sandbox_config", "pick_fault"]
 
@@ -82,12 +80,6 @@ class SandboxConfig(BaseModel):
 
     ``log_requests=False`` stops ``GET /_sandbox/requests`` from recording (it grows without bound
     otherwise); ``GET /_sandbox/stats`` counts either way.
-
-    ``behaviour`` maps model names or ``fnmatch`` globs to a ``ModelBehaviour`` (see
-    ``nodes.sandbox.behaviour``): latency with a spread, invalid-JSON and schema-violation rates, right
-    and wrong answers against ground truth markers in the request, and the confidence of each. An exact
-    name wins; otherwise the first matching glob, in the order given. A model with a profile takes its
-    latency from it instead of ``latency_ms``/``latency_jitter_ms``; fault rules still apply first.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -103,17 +95,6 @@ class SandboxConfig(BaseModel):
     rate_limit_tpm: int | None = Field(default=None, ge=1, strict=True)
     rate_limit_burst_s: float = Field(default=1.0, gt=0, allow_inf_nan=False, strict=True)
     log_requests: bool = True
-    behaviour: dict[str, ModelBehaviour] = Field(default_factory=dict)
-
-    def behaviour_for(self, model: str) -> ModelBehaviour | None:
-        """The profile for ``model``: its exact name's, else the first matching glob's, else None."""
-        exact = self.behaviour.get(model)
-        if exact is not None:
-            return exact
-        for pattern, profile in self.behaviour.items():
-            if fnmatch.fnmatchcase(model, pattern):
-                return profile
-        return None
 
 
 def load_sandbox_config(path: str | None) -> SandboxConfig:

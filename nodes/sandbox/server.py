@@ -12,13 +12,10 @@ Endpoints:
   ``log_requests`` is on).
 * ``GET /_sandbox/stats``: ``{"served", "rate_limited", "faults": {kind: n}, "by_model": {model:
   {"served", "rate_limited"}}}``: 200 replies, 429s from the rate-limit buckets, faults delivered.
-* ``GET /_sandbox/behaviour``: ``{"by_model": {model: {"served", "valid", "invalid_json",
-  "schema_violation", "correct", "wrong", "no_truth", "fault"}}}``: what the behaviour profiles decided for
-  the 200 replies they shaped (``fault`` counts replies a non-error fault rule overrode).
-* ``DELETE /_sandbox/requests``: empty the log and zero the stats and the behaviour counts.
+* ``DELETE /_sandbox/requests``: empty the log, zero the stats and clear the reply shaper, if any.
 
-A request shaped by a behaviour profile (``nodes.sandbox.behaviour``) is logged with a ``behaviour``
-member: ``{"validity", "answer", "multi", "confidence", "latency_ms"}``.
+A ``ReplyShaper`` (``nodes.sandbox.shaping``) passed to ``create_sandbox_app`` decides the 200 replies
+of the models it knows; a reply it shaped is logged with a ``shaped`` member, what its ``deliver`` said.
 
 A chat completion is checked in this order: body validation (400), fault rules that answer with an
 error (``rate_limit``, ``insufficient_quota``, ``server_error``; these never touch the buckets), the
@@ -35,32 +32,28 @@ does it sleep for the configured latency, so faults and limits apply in arrival 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from nodes.sandbox import wire
-from nodes.sandbox.behaviour import ModelBehaviour, Shaped, drift, messages_text, shape_json, shape_text
 from nodes.sandbox.faults import FaultRule, SandboxConfig, pick_fault
 from nodes.sandbox.limits import Admission, RateLimiter
-from nodes.sandbox.synth import sentence, synthesize
+from nodes.sandbox.shaping import ChatRequest, FormatKind, ReplyShaper, ShapedReply
+from nodes.sandbox.synth import drift, sentence, synthesize
 
 __all__ = ["SandboxState", "SandboxStats", "create_sandbox_app"]
-
-FormatKind = Literal["json_schema", "json_object", "text"]
 
 _JSON_SCHEMA_UNSUPPORTED = (
     "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
 )
 _ERROR_FAULTS = frozenset({"rate_limit", "insufficient_quota", "server_error"})
-_BEHAVIOUR_COUNTERS = ("served", "valid", "invalid_json", "schema_violation", "correct", "wrong", "no_truth", "fault")
 
 
 @dataclass
@@ -71,7 +64,6 @@ class SandboxStats:
     rate_limited: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     by_model: dict[str, dict[str, int]] = field(default_factory=dict)
-    behaviour: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count_served(self, model: str) -> None:
         """Count one 200 chat completion for ``model``."""
@@ -86,17 +78,6 @@ class SandboxStats:
     def count_fault(self, kind: str) -> None:
         """Count one delivered fault of ``kind``."""
         self.faults[kind] = self.faults.get(kind, 0) + 1
-
-    def count_behaviour(self, model: str, record: dict[str, Any]) -> None:
-        """Count one 200 reply a behaviour profile shaped (``record`` as logged)."""
-        counts = self.behaviour.setdefault(model, dict.fromkeys(_BEHAVIOUR_COUNTERS, 0))
-        counts["served"] += 1
-        counts[record["validity"]] += 1
-        counts[record["answer"]] += 1
-
-    def behaviour_json(self) -> dict[str, Any]:
-        """A copy in the shape ``GET /_sandbox/behaviour`` returns."""
-        return {"by_model": {model: dict(counts) for model, counts in self.behaviour.items()}}
 
     def as_json(self) -> dict[str, Any]:
         """A copy in the shape ``GET /_sandbox/stats`` returns."""
@@ -117,11 +98,13 @@ class SandboxState:
 
     ``issued`` numbers completion ids and is never reset; ``stats`` is. ``clock`` returns seconds
     and may be replaced (before or between requests) to drive the rate-limit buckets in tests.
+    ``shaper`` (if any) decides the replies of the models it knows; a new configuration keeps it.
     """
 
     config: SandboxConfig
     rng: random.Random
     clock: Callable[[], float] = time.monotonic
+    shaper: ReplyShaper | None = None
     started: int = field(default_factory=lambda: int(time.time()))
     issued: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -133,10 +116,16 @@ class SandboxState:
         self.limiter = _limiter(self.config)
 
     @classmethod
-    def from_config(cls, config: SandboxConfig, *, clock: Callable[[], float] = time.monotonic) -> SandboxState:
+    def from_config(
+        cls,
+        config: SandboxConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        shaper: ReplyShaper | None = None,
+    ) -> SandboxState:
         """Build a fresh state from a (copied) configuration."""
         config = config.model_copy(deep=True)
-        return cls(config=config, rng=random.Random(config.seed), clock=clock)
+        return cls(config=config, rng=random.Random(config.seed), clock=clock, shaper=shaper)
 
     def replace_config(self, config: SandboxConfig) -> None:
         """Swap in a new configuration, re-seed the random source and refill every rate-limit bucket."""
@@ -145,9 +134,11 @@ class SandboxState:
         self.limiter = _limiter(self.config)
 
     def clear(self) -> None:
-        """Empty the request log and zero the stats."""
+        """Empty the request log, zero the stats and clear the shaper."""
         self.requests.clear()
         self.stats = SandboxStats()
+        if self.shaper is not None:
+            self.shaper.clear()
 
     def latency_s(self) -> float:
         """Return the configured latency plus uniform jitter, in seconds, never negative."""
@@ -167,7 +158,7 @@ class _Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_ms: int = 0
     latency_s: float | None = None
-    behaviour: dict[str, Any] | None = None
+    shaped: dict[str, Any] | None = None
 
 
 @dataclass
@@ -182,8 +173,8 @@ class _Draft:
     reasoning: int
     delay_ms: int
     budget: int
-    latency_s: float | None = None
-    behaviour: dict[str, Any] | None = None
+    fault: str | None = None
+    shaped: ShapedReply | None = None
 
 
 class _BadRequest(Exception):
@@ -196,23 +187,18 @@ class _BadRequest(Exception):
         self.code = code
 
 
-@dataclass
-class _Parsed:
-    """The parts of a chat-completion request the sandbox uses."""
-
-    model: str
-    messages: list[Any]
-    kind: FormatKind
-    schema: dict[str, Any] | None
-    max_tokens: int | None
-
-
-def create_sandbox_app(config: SandboxConfig | None = None, *, clock: Callable[[], float] = time.monotonic) -> FastAPI:
+def create_sandbox_app(
+    config: SandboxConfig | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    shaper: ReplyShaper | None = None,
+) -> FastAPI:
     """Build a sandbox app; ``config`` is copied, so later changes go through ``PUT /_sandbox/config``.
 
     ``clock`` (seconds) drives the rate-limit buckets; tests pass a fake one to avoid real waiting.
+    ``shaper`` decides the replies of the models it knows (see ``nodes.sandbox.shaping``).
     """
-    state = SandboxState.from_config(config or SandboxConfig(), clock=clock)
+    state = SandboxState.from_config(config or SandboxConfig(), clock=clock, shaper=shaper)
     app = FastAPI(title="Tierwise sandbox upstream", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
 
@@ -232,7 +218,7 @@ def create_sandbox_app(config: SandboxConfig | None = None, *, clock: Callable[[
             "authorization": _has_bearer(request.headers.get("authorization")),
         }
         try:
-            parsed = _parse(body)
+            parsed = _parse(body, state.config.seed)
             if parsed.kind == "json_schema" and not state.config.supports_json_schema:
                 raise _BadRequest(_JSON_SCHEMA_UNSUPPORTED, param="response_format")
         except _BadRequest as exc:
@@ -242,8 +228,8 @@ def create_sandbox_app(config: SandboxConfig | None = None, *, clock: Callable[[
             rule = pick_fault(state.config.faults, parsed.model, state.rng)
             reply, entry["fault"] = _answer(state, parsed, rule)
         entry["status"] = reply.status
-        if reply.behaviour is not None:
-            entry["behaviour"] = reply.behaviour
+        if reply.shaped is not None:
+            entry["shaped"] = reply.shaped
         if state.config.log_requests:
             state.requests.append(entry)
         return await _respond(state, reply)
@@ -277,17 +263,13 @@ def create_sandbox_app(config: SandboxConfig | None = None, *, clock: Callable[[
     async def get_stats() -> dict[str, Any]:
         return state.stats.as_json()
 
-    @app.get("/_sandbox/behaviour")
-    async def get_behaviour() -> dict[str, Any]:
-        return state.stats.behaviour_json()
-
     return app
 
 
 # -- request parsing ------------------------------------------------------------------------------
 
 
-def _parse(body: Any) -> _Parsed:
+def _parse(body: Any, seed: int | None) -> ChatRequest:
     """Check the request the way OpenAI does and pull out what the sandbox needs."""
     if not isinstance(body, dict):
         raise _BadRequest(
@@ -315,7 +297,7 @@ def _parse(body: Any) -> _Parsed:
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
         raise _BadRequest("Invalid 'max_tokens': expected a positive integer.", param="max_tokens")
-    return _Parsed(model=model, messages=messages, kind=kind, schema=schema, max_tokens=max_tokens)
+    return ChatRequest(model=model, messages=messages, kind=kind, schema=schema, max_tokens=max_tokens, seed=seed)
 
 
 def _parse_format(response_format: Any) -> tuple[FormatKind, dict[str, Any] | None]:
@@ -364,7 +346,7 @@ def _has_bearer(authorization: str | None) -> bool:
 # -- answering ------------------------------------------------------------------------------------
 
 
-def _answer(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> tuple[_Reply, str | None]:
+def _answer(state: SandboxState, request: ChatRequest, rule: FaultRule | None) -> tuple[_Reply, str | None]:
     """Reply to a valid request and say which fault (if any) was delivered, updating the stats.
 
     Error faults answer at once. Otherwise the answer is drafted, so its token cost is known, and put
@@ -387,12 +369,10 @@ def _answer(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> tu
     if rule is not None:
         state.stats.count_fault(rule.kind)
     state.stats.count_served(request.model)
-    if draft.behaviour is not None:
-        state.stats.count_behaviour(request.model, draft.behaviour)
     return _completion(state, request, draft, admission), rule.kind if rule is not None else None
 
 
-def _fault_error(request: _Parsed, rule: FaultRule | None) -> _Reply | None:
+def _fault_error(request: ChatRequest, rule: FaultRule | None) -> _Reply | None:
     """The error reply of a ``rate_limit``, ``insufficient_quota`` or ``server_error`` rule, else None."""
     if rule is None or rule.kind not in _ERROR_FAULTS:
         return None
@@ -413,17 +393,13 @@ def _fault_error(request: _Parsed, rule: FaultRule | None) -> _Reply | None:
     return _Reply(rule.status, wire.error_body(wire.SERVER_ERROR_MESSAGE, "server_error"))
 
 
-def _draft(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _Draft:
+def _draft(state: SandboxState, request: ChatRequest, rule: FaultRule | None) -> _Draft:
     """Work out a 200 answer with ``rule`` (a non-error fault, if any) applied, and its token cost."""
     kind = rule.kind if rule is not None else None
-    rng = _content_rng(state.config.seed, request)
-    profile = state.config.behaviour_for(request.model)
-    shaped: Shaped | None = None
-    if profile is None:
-        content: str | None = _normal_content(request, rng)
-    else:
-        shaped = _shaped_content(state, request, rng, profile)
-        content = shaped.content
+    rng = _content_rng(request)
+    answer = _own_answer(request, rng)
+    shaped = state.shaper.shape(request, answer) if state.shaper is not None else None
+    content: str | None = shaped.content if shaped is not None else _content(request, answer)
     refusal: str | None = None
     finish_reason = "stop"
     completion_limit: int | None = None
@@ -433,7 +409,7 @@ def _draft(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _Dr
     elif kind == "non_json":
         content = wire.NON_JSON_TEXT
     elif kind == "schema_drift" and request.kind != "text":
-        schema = _target_schema(request)
+        schema = request.answer_schema
         content = _json(drift(synthesize(schema, rng, wire.input_text(request.messages)), schema))
     elif kind == "refusal":
         content, refusal = None, wire.REFUSAL_TEXT
@@ -452,14 +428,6 @@ def _draft(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _Dr
     else:
         completion = wire.completion_tokens(content if refusal is None else refusal) + reasoning
     budget = prompt + (request.max_tokens if request.max_tokens is not None else completion)
-    latency_s: float | None = None
-    record: dict[str, Any] | None = None
-    if profile is not None and shaped is not None:
-        latency_s = profile.latency_s(_streams(state.config.seed, request)("latency"), completion)
-        record = shaped.record()
-        if kind is not None and kind != "slow":
-            record["validity"] = "fault"
-        record["latency_ms"] = round(latency_s * 1000, 1)
     return _Draft(
         content=content,
         refusal=refusal,
@@ -469,13 +437,13 @@ def _draft(state: SandboxState, request: _Parsed, rule: FaultRule | None) -> _Dr
         reasoning=reasoning,
         delay_ms=delay_ms,
         budget=budget,
-        latency_s=latency_s,
-        behaviour=record,
+        fault=kind,
+        shaped=shaped,
     )
 
 
-def _completion(state: SandboxState, request: _Parsed, draft: _Draft, admission: Admission | None) -> _Reply:
-    """Number an admitted draft and build its ``chat.completion`` reply."""
+def _completion(state: SandboxState, request: ChatRequest, draft: _Draft, admission: Admission | None) -> _Reply:
+    """Number an admitted draft and build its ``chat.completion`` reply (telling the shaper, if it shaped it)."""
     state.issued += 1
     body = wire.completion_body(
         number=state.issued,
@@ -493,10 +461,14 @@ def _completion(state: SandboxState, request: _Parsed, draft: _Draft, admission:
     )
     headers = _limit_headers(admission, draft.budget)
     headers["openai-version"] = "2020-10-01"
-    return _Reply(200, body, headers, delay_ms=draft.delay_ms, latency_s=draft.latency_s, behaviour=draft.behaviour)
+    reply = _Reply(200, body, headers, delay_ms=draft.delay_ms)
+    if draft.shaped is not None and state.shaper is not None:
+        delivery = state.shaper.deliver(request, draft.shaped, draft.fault, draft.completion)
+        reply.latency_s, reply.shaped = delivery.latency_s, delivery.log
+    return reply
 
 
-def _rate_limited(request: _Parsed, budget: int, admission: Admission) -> _Reply:
+def _rate_limited(request: ChatRequest, budget: int, admission: Admission) -> _Reply:
     """OpenAI's 429 for a request a bucket refused, with the exact wait in ``retry-after(-ms)``."""
     kind = admission.limited_by
     view = admission.requests if kind == "requests" else admission.tokens
@@ -552,54 +524,21 @@ def _limiter(config: SandboxConfig) -> RateLimiter:
     return RateLimiter(rpm=config.rate_limit_rpm, tpm=config.rate_limit_tpm, burst_s=config.rate_limit_burst_s)
 
 
-def _normal_content(request: _Parsed, rng: random.Random) -> str:
-    """Return the un-faulted answer: JSON for the JSON formats, a short paragraph for text."""
+def _own_answer(request: ChatRequest, rng: random.Random) -> Any:
+    """The un-faulted answer: an instance of the answer schema for the JSON formats, a short paragraph for text."""
     if request.kind == "text":
         return " ".join(sentence(rng) for _ in range(rng.randint(2, 3)))
-    return _json(synthesize(_target_schema(request), rng, wire.input_text(request.messages)))
+    return synthesize(request.answer_schema, rng, wire.input_text(request.messages))
 
 
-def _shaped_content(state: SandboxState, request: _Parsed, rng: random.Random, profile: ModelBehaviour) -> Shaped:
-    """The answer of a model with a behaviour profile: the normal answer, then the profile's draws."""
-    streams = _streams(state.config.seed, request)
-    text = messages_text(request.messages)
-    if request.kind == "text":
-        return shape_text(profile, _normal_content(request, rng), text, streams)
-    schema = _target_schema(request)
-    base = synthesize(schema, rng, wire.input_text(request.messages))
-    return shape_json(profile, schema, base, text, streams)
+def _content(request: ChatRequest, answer: Any) -> str:
+    """The message content of the sandbox's own answer."""
+    return answer if request.kind == "text" else _json(answer)
 
 
-def _target_schema(request: _Parsed) -> dict[str, Any]:
-    """Return the schema a JSON answer must satisfy: the requested one, or the last ``<json_schema>`` block.
-
-    For ``json_object`` without a parsable block this is ``{"const": {}}``, i.e. the answer ``{}``.
-    """
-    if request.kind == "json_schema" and request.schema is not None:
-        return request.schema
-    block = wire.last_json_schema_block(request.messages)
-    try:
-        schema = json.loads(block) if block is not None else None
-    except ValueError:
-        schema = None
-    return schema if isinstance(schema, dict) else {"const": {}}
-
-
-def _request_digest(request: _Parsed) -> str:
-    """A hash of what decides a request's answer: model, messages, format and schema."""
-    payload = json.dumps([request.model, request.messages, request.kind, request.schema], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _content_rng(seed: int | None, request: _Parsed) -> random.Random:
+def _content_rng(request: ChatRequest) -> random.Random:
     """Return a random source fixed by the seed and the request, so equal requests get equal answers."""
-    return random.Random(f"{seed}|{_request_digest(request)}")
-
-
-def _streams(seed: int | None, request: _Parsed) -> Callable[[str], random.Random]:
-    """Independent random sources per aspect (``latency``, ``correct``...), fixed by the seed and the request."""
-    digest = _request_digest(request)
-    return lambda aspect: random.Random(f"{seed}|{digest}|{aspect}")
+    return random.Random(f"{request.seed}|{request.digest}")
 
 
 def _json(value: Any) -> str:

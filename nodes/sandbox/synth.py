@@ -10,6 +10,9 @@ seeded ``random.Random`` gives the same value every time.
 It never raises for odd input: unknown keywords are ignored, an unresolvable ``$ref`` behaves like
 ``{}``, and a ``pattern`` it cannot satisfy falls back to a plain word (the only documented way the
 output can be invalid, besides unsatisfiable schemas).
+
+``drift`` does the opposite on purpose, for the ``schema_drift`` fault: it breaks a valid object while
+keeping it JSON.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["SENTENCE_KEYS", "WORDS", "synthesize", "sentence"]
+__all__ = ["SENTENCE_KEYS", "WORDS", "drift", "sentence", "synthesize"]
 
 #: Past this depth (counted in objects, arrays and ``$ref`` hops) the generator steers towards
 #: null, empty and non-recursive branches so recursive schemas terminate.
@@ -75,6 +78,20 @@ def synthesize(schema: Mapping[str, Any] | bool, rng: random.Random, hint: str =
     preferred, so a classification of "a billing problem" comes out ``billing``.
     """
     return _Synthesizer(schema, rng, hint).value(schema, depth=0, name=None)
+
+
+def drift(value: Any, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Break a valid object: drop its first required property and add ``unexpected_field``."""
+    if not isinstance(value, dict):
+        return {"unexpected_field": True}
+    required = schema.get("required")
+    if isinstance(required, list):
+        for key in required:
+            if key in value:
+                del value[key]
+                break
+    value["unexpected_field"] = True
+    return value
 
 
 def mentioned(values: Sequence[Any], hint: str) -> list[Any]:

@@ -556,7 +556,6 @@ def test_put_config_replaces_the_whole_config(client: httpx.Client) -> None:
         "rate_limit_tpm": None,
         "rate_limit_burst_s": 1.0,
         "log_requests": True,
-        "behaviour": {},
     }
 
 

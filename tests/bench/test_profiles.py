@@ -1,4 +1,4 @@
-"""Behaviour profiles: configuration, truth markers, seeded rates, wrong answers, confidence and latency."""
+"""Behaviour profiles: validation, truth markers, seeded rates, wrong answers, confidence and latency."""
 
 from __future__ import annotations
 
@@ -8,26 +8,24 @@ import random
 import re
 import statistics
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-import httpx
 import jsonschema
 import pytest
-from pydantic import ValidationError
-
-from nodes.sandbox import ModelBehaviour, SandboxConfig, load_sandbox_config
-from nodes.sandbox.behaviour import (
+from profiles import (
     ConfidenceSpread,
+    ModelBehaviour,
     Shaped,
     find_truths,
     find_words,
     is_nested,
+    messages_text,
     shape_json,
     shape_text,
 )
+from pydantic import ValidationError
+
 from nodes.sandbox.synth import synthesize
-from nodes.sandbox.wire import NON_JSON_TEXT
 
 LABELS = ["billing", "bug", "feature_request", "account", "other"]
 CLASSIFY: dict[str, Any] = {
@@ -146,7 +144,6 @@ def test_defaults_are_a_perfect_instant_model() -> None:
     assert profile.latency_s(random.Random(0), 100) == 0
     shaped = shape(profile, CLASSIFY, marker({"label": "bug"}))
     assert json.loads(shaped.content) == {"label": "bug", "confidence": 0.9}
-    assert SandboxConfig().behaviour == {}
 
 
 @pytest.mark.parametrize(
@@ -165,31 +162,6 @@ def test_defaults_are_a_perfect_instant_model() -> None:
 def test_profile_validation(fields: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(fragment)):
         ModelBehaviour.model_validate(fields)
-
-
-def test_profile_lookup_exact_name_then_first_glob() -> None:
-    config = SandboxConfig.model_validate(
-        {
-            "behaviour": {
-                "gpt-*": {"latency_ms": 1},
-                "*nano*": {"latency_ms": 2},
-                "gpt-5.4-nano": {"latency_ms": 3},
-            }
-        }
-    )
-    assert config.behaviour_for("gpt-5.4-nano") is config.behaviour["gpt-5.4-nano"]
-    assert config.behaviour_for("gpt-4.1-nano") is config.behaviour["gpt-*"]
-    assert config.behaviour_for("my-nano") is config.behaviour["*nano*"]
-    assert config.behaviour_for("claude") is None
-
-
-def test_load_a_config_file_with_profiles(tmp_path: Path) -> None:
-    path = tmp_path / "sandbox.json"
-    path.write_text(json.dumps({"seed": 3, "behaviour": {"*mini*": {"correct_rate_multi": 0.94}}}))
-    assert load_sandbox_config(str(path)).behaviour_for("gpt-5.4-mini") == ModelBehaviour(correct_rate_multi=0.94)
-    path.write_text(json.dumps({"behaviour": {"*mini*": {"invalid_json_rate": 2}}}))
-    with pytest.raises(Exception, match=r"behaviour\.\*mini\*\.invalid_json_rate"):
-        load_sandbox_config(str(path))
 
 
 # -- markers ---------------------------------------------------------------------------------------
@@ -215,6 +187,16 @@ def test_find_words() -> None:
     assert find_words("[[words: many]]") is None
 
 
+def test_markers_are_looked_for_in_every_message() -> None:
+    messages = [
+        {"role": "system", "content": "Classify."},
+        {"role": "user", "content": [{"type": "text", "text": "[[truth: "}, {"type": "text", "text": '{"a": 1}]]'}]},
+        "not a message",
+    ]
+    assert messages_text(messages) == 'Classify.\n[[truth: {"a": 1}]]'
+    assert [t.values for t in find_truths(messages_text(messages))] == [{"a": 1}]
+
+
 def test_is_nested() -> None:
     assert is_nested(INVOICE)
     assert not is_nested(FLAT)
@@ -228,38 +210,43 @@ def test_is_nested() -> None:
 # -- seeded counts ---------------------------------------------------------------------------------
 
 
-def test_seeded_run_gives_exact_counts_at_the_profile_rates() -> None:
+def validity_for(draw: float, invalid_json_rate: float, violation_rate: float) -> str:
+    """The validity a profile gives a reply whose ``validity`` draw is ``draw``."""
+    if draw < invalid_json_rate:
+        return "invalid_json"
+    return "schema_violation" if draw < invalid_json_rate + violation_rate else "valid"
+
+
+def test_each_outcome_is_one_seeded_draw_against_the_profile_rates() -> None:
+    # Every reply's validity and correctness follow from its own uniform draw compared with the rates, so the
+    # rates hold exactly (a draw below 0.022 is invalid JSON, ...), and a seeded sample reaches every outcome.
     flat: Counter[str] = Counter()
     nested: Counter[str] = Counter()
-    n = 2000
-    for i in range(n):
-        flat_reply = shape(NANO, CLASSIFY, marker({"label": LABELS[i % 5]}, multi=i % 4 == 0), key=i)
-        flat.update([flat_reply.validity, f"{flat_reply.answer} {'multi' if flat_reply.multi else 'simple'}"])
+    for i in range(400):
+        multi = i % 4 == 0
+        flat_reply = shape(NANO, CLASSIFY, marker({"label": LABELS[i % 5]}, multi=multi), key=i)
         nested_reply = shape(NANO, INVOICE, marker(INVOICE_TRUTH), key=i)
+        validity, correct = streams(7, i)("validity").random(), streams(7, i)("correct").random()
+        assert flat_reply.validity == validity_for(validity, 0.022, 0.038)
+        assert nested_reply.validity == validity_for(validity, 0.022, 0.08)
+        assert flat_reply.answer == ("correct" if correct < (0.71 if multi else 0.95) else "wrong")
+        assert nested_reply.answer == ("correct" if correct < 0.95 else "wrong")
+        assert (flat_reply.multi, nested_reply.multi) == (multi, False)
+        flat.update([flat_reply.validity, f"{flat_reply.answer} {'multi' if multi else 'simple'}"])
         nested.update([nested_reply.validity, nested_reply.answer])
-    # Pinned for seed 7; each is within three standard deviations of its rate.
+    # Pinned for seed 7.
     assert flat == Counter(
         {
-            "valid": 1877,
-            "schema_violation": 82,
-            "invalid_json": 41,
-            "correct simple": 1415,
-            "correct multi": 364,
-            "wrong simple": 85,
-            "wrong multi": 136,
+            "valid": 364,
+            "schema_violation": 24,
+            "invalid_json": 12,
+            "correct simple": 279,
+            "correct multi": 74,
+            "wrong simple": 21,
+            "wrong multi": 26,
         }
     )
-    assert nested == Counter(
-        {"valid": 1777, "schema_violation": 182, "invalid_json": 41, "correct": 1891, "wrong": 109}
-    )
-
-    def near(count: int, total: int, rate: float) -> bool:
-        return abs(count - total * rate) <= 3 * math.sqrt(total * rate * (1 - rate))
-
-    assert near(flat["invalid_json"], n, 0.022) and near(nested["invalid_json"], n, 0.022)
-    assert near(flat["schema_violation"], n, 0.038) and near(nested["schema_violation"], n, 0.08)
-    assert near(flat["correct simple"], 1500, 0.95) and near(flat["correct multi"], 500, 0.71)
-    assert near(nested["correct"], n, 0.95)
+    assert nested == Counter({"valid": 342, "schema_violation": 46, "invalid_json": 12, "correct": 377, "wrong": 23})
 
 
 def test_same_request_same_draws_and_aspects_are_independent() -> None:
@@ -356,15 +343,23 @@ def test_the_first_truth_that_fits_the_schema_is_used() -> None:
 # -- confidence ------------------------------------------------------------------------------------
 
 
-def test_confidence_follows_the_right_and_wrong_distributions() -> None:
-    right: list[float] = []
-    wrong: list[float] = []
-    for i in range(3000):
-        reply = shape(NANO.model_copy(update={"invalid_json_rate": 0.0, "schema_violation_rate": 0.0}), CLASSIFY,
-                      marker({"label": "bug"}, multi=True), key=i)  # fmt: skip
-        assert reply.confidence is not None and 0 <= reply.confidence <= 1
+def test_confidence_is_drawn_from_the_right_or_the_wrong_spread() -> None:
+    profile = NANO.model_copy(update={"invalid_json_rate": 0.0, "schema_violation_rate": 0.0})
+    answers: Counter[str] = Counter()
+    for i in range(200):
+        reply = shape(profile, CLASSIFY, marker({"label": "bug"}, multi=True), key=i)
+        spread = profile.right_confidence if reply.answer == "correct" else profile.wrong_confidence
+        assert reply.confidence == spread.draw(streams(7, i)("confidence"), 0.0, 1.0)
         assert json.loads(reply.content)["confidence"] == reply.confidence
-        (right if reply.answer == "correct" else wrong).append(reply.confidence)
+        answers[reply.answer] += 1
+    assert answers == Counter({"correct": 142, "wrong": 58})
+
+
+def test_confidence_spreads_and_what_a_floor_catches() -> None:
+    rng = random.Random(3)
+    right = [NANO.right_confidence.draw(rng) for _ in range(20_000)]
+    wrong = [NANO.wrong_confidence.draw(rng) for _ in range(20_000)]
+    assert all(0 <= value <= 1 for value in right + wrong)
     assert abs(statistics.fmean(right) - 0.88) < 0.01 and abs(statistics.stdev(right) - 0.07) < 0.01
     assert abs(statistics.fmean(wrong) - 0.72) < 0.015 and abs(statistics.stdev(wrong) - 0.13) < 0.015
     # A min_confidence of 0.7 catches part of the wrong answers, and few right ones.
@@ -394,78 +389,3 @@ def test_latency_is_lognormal_around_the_median_plus_decoding() -> None:
     logs = [math.log(value) for value in samples]
     assert abs(statistics.stdev(logs) - 0.5) < 0.03
     assert ModelBehaviour(latency_ms=300, latency_per_output_token_ms=10).latency_s(rng, 50) == pytest.approx(0.8)
-
-
-# -- over HTTP -------------------------------------------------------------------------------------
-
-
-def _chat(client: httpx.Client, model: str, text: str, schema: dict[str, Any] = CLASSIFY) -> httpx.Response:
-    body = {
-        "model": model,
-        "messages": [
-            {"role": "system", "content": "Classify."},
-            {"role": "user", "content": f"<input>\n{text}\n</input>"},
-        ],
-        "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": schema, "strict": True}},
-    }
-    return client.post("/v1/chat/completions", json=body)
-
-
-def test_profiles_over_http_counts_log_and_reset(client: httpx.Client) -> None:
-    config = {"seed": 11, "behaviour": {"*nano*": NANO.model_dump(), "gpt-5.4": {"latency_ms": 1}}}
-    assert client.put("/_sandbox/config", json=config).status_code == 200
-    answers = []
-    for i in range(40):
-        response = _chat(client, "gpt-5.4-nano", f"{marker({'label': LABELS[i % 5]})}\nticket {i}")
-        assert response.status_code == 200
-        answers.append(response.json()["choices"][0]["message"]["content"])
-    _chat(client, "gpt-5.4", "no truth here")
-    _chat(client, "gpt-4.1-mini", marker({"label": "bug"}))
-    counts = client.get("/_sandbox/behaviour").json()["by_model"]
-    assert set(counts) == {"gpt-5.4-nano", "gpt-5.4"}
-    nano = counts["gpt-5.4-nano"]
-    assert nano["served"] == 40 == nano["valid"] + nano["invalid_json"] + nano["schema_violation"]
-    assert nano["correct"] + nano["wrong"] == 40 and nano["no_truth"] == nano["fault"] == 0
-    assert sum(content == NON_JSON_TEXT for content in answers) == nano["invalid_json"]
-    assert counts["gpt-5.4"] == {
-        "served": 1, "valid": 1, "invalid_json": 0, "schema_violation": 0,
-        "correct": 0, "wrong": 0, "no_truth": 1, "fault": 0,
-    }  # fmt: skip
-    log = client.get("/_sandbox/requests").json()["requests"]
-    assert set(log[0]["behaviour"]) == {"validity", "answer", "multi", "confidence", "latency_ms"}
-    assert "behaviour" not in log[-1]
-    # The same configuration and requests, in another order, give the same answers.
-    assert client.put("/_sandbox/config", json=config).status_code == 200
-    for i in reversed(range(40)):
-        response = _chat(client, "gpt-5.4-nano", f"{marker({'label': LABELS[i % 5]})}\nticket {i}")
-        assert response.json()["choices"][0]["message"]["content"] == answers[i]
-    assert client.delete("/_sandbox/requests").status_code == 204
-    assert client.get("/_sandbox/behaviour").json() == {"by_model": {}}
-
-
-def test_profile_latency_replaces_the_configured_latency(client: httpx.Client) -> None:
-    config = {"latency_ms": 3000, "behaviour": {"fast-*": {"latency_ms": 20}}}
-    assert client.put("/_sandbox/config", json=config).status_code == 200
-    response = _chat(client, "fast-model", "hello")
-    assert response.elapsed.total_seconds() < 1.5
-    assert response.headers["openai-processing-ms"] == "20"
-    assert client.get("/_sandbox/requests").json()["requests"][-1]["behaviour"]["latency_ms"] == 20
-
-
-def test_fault_rules_still_come_first(client: httpx.Client) -> None:
-    config = {"faults": [{"kind": "non_json", "times": 1}], "behaviour": {"*": {}}}
-    assert client.put("/_sandbox/config", json=config).status_code == 200
-    first = _chat(client, "m", marker({"label": "bug"}))
-    second = _chat(client, "m", marker({"label": "bug"}))
-    assert first.json()["choices"][0]["message"]["content"] == NON_JSON_TEXT
-    assert json.loads(second.json()["choices"][0]["message"]["content"])["label"] == "bug"
-    assert client.get("/_sandbox/behaviour").json()["by_model"]["m"]["fault"] == 1
-
-
-def test_nested_schemas_use_the_nested_rate(client: httpx.Client) -> None:
-    profile = {"schema_violation_rate": 0.0, "schema_violation_rate_nested": 1.0}
-    assert client.put("/_sandbox/config", json={"behaviour": {"*": profile}}).status_code == 200
-    flat = json.loads(_chat(client, "m", "x", FLAT).json()["choices"][0]["message"]["content"])
-    nested = json.loads(_chat(client, "m", "x", INVOICE).json()["choices"][0]["message"]["content"])
-    jsonschema.validate(flat, FLAT)
-    assert "unexpected_field" in nested and "vendor" not in nested

@@ -1,10 +1,11 @@
 """Per-model behaviour profiles: simulated models that are slow, break JSON or the schema, and are sometimes wrong.
 
-``SandboxConfig.behaviour`` maps model names or globs to a ``ModelBehaviour``. Every chat completion for a
-model with a profile is shaped by it; models without one are answered as before.
+The economics benchmark's simulator (``simulator.py``) maps model names or globs to a ``ModelBehaviour`` and
+plugs these functions into the sandbox upstream as its reply shaper. Every chat completion for a model with a
+profile is shaped by it; models without one get the sandbox's own answer.
 
 * **Latency**: lognormal, ``latency_ms`` (the median) times ``exp(latency_sigma * N(0, 1))``, plus
-  ``latency_per_output_token_ms`` for each completion token. It replaces the configuration's
+  ``latency_per_output_token_ms`` for each completion token. It replaces the sandbox configuration's
   ``latency_ms``/``latency_jitter_ms`` for that model.
 * **Validity** (``json_schema`` and ``json_object`` requests): with probability ``invalid_json_rate`` the
   reply is not JSON (the ``non_json`` fault's text); with probability ``schema_violation_rate`` (or
@@ -36,8 +37,8 @@ right answer is a text containing it, a wrong one a text without it. Text (non-J
 
 Every draw comes from a random source fixed by the configuration's ``seed``, the request (model,
 messages, format, schema) and the aspect drawn (``latency``, ``validity``, ``correct``, ``wrong``,
-``confidence``, ``text``), so the same request always gets the same answer whatever the arrival order,
-and a change to one rate does not move the draws of another.
+``confidence``, ``text``; ``ChatRequest.draw``), so the same request always gets the same answer whatever
+the arrival order, and a change to one rate does not move the draws of another.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from nodes.sandbox import wire
-from nodes.sandbox.synth import SENTENCE_KEYS, WORDS, sentence, synthesize
+from nodes.sandbox import ShapedReply, wire
+from nodes.sandbox.synth import SENTENCE_KEYS, WORDS, drift, sentence, synthesize
 
 __all__ = [
     "Answer",
@@ -64,10 +65,10 @@ __all__ = [
     "Shaped",
     "Truth",
     "Validity",
-    "drift",
     "find_truths",
     "find_words",
     "is_nested",
+    "messages_text",
     "shape_json",
     "shape_text",
 ]
@@ -161,10 +162,9 @@ class Truth:
 
 
 @dataclass(frozen=True)
-class Shaped:
+class Shaped(ShapedReply):
     """A reply shaped by a profile: its content and what the simulator decided about it."""
 
-    content: str
     validity: Validity
     answer: Answer
     multi: bool = False
@@ -261,20 +261,6 @@ def shape_json(profile: ModelBehaviour, schema: dict[str, Any], base: Any, text:
     if draw < profile.invalid_json_rate + violation_rate:
         return Shaped(_json(drift(copy.deepcopy(value), schema)), "schema_violation", answer, multi, confidence)
     return Shaped(_json(value), "valid", answer, multi, confidence)
-
-
-def drift(value: Any, schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Break a valid object: drop its first required property and add ``unexpected_field``."""
-    if not isinstance(value, dict):
-        return {"unexpected_field": True}
-    required = schema.get("required")
-    if isinstance(required, list):
-        for key in required:
-            if key in value:
-                del value[key]
-                break
-    value["unexpected_field"] = True
-    return value
 
 
 def is_nested(schema: Mapping[str, Any]) -> bool:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from decimal import Decimal
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-
-import economics  # noqa: E402
+import economics
 
 
 def run(correct: bool, cost: str) -> dict[str, Any]:

@@ -1,0 +1,113 @@
+"""The sandbox's extension seam: a ``ReplyShaper`` decides the successful replies of the models it knows.
+
+``create_sandbox_app(config, shaper=...)`` plugs one in. For every valid chat completion that no error
+fault answers, the sandbox works out its own answer and offers it to ``shape`` with the parsed
+``ChatRequest``, which also carries the request's seeded random sources; the shaper returns the
+reply's content, or ``None`` to let the sandbox answer as usual. Fault rules still apply on top (a
+``non_json`` rule still replaces the content), the rate-limit buckets still admit or refuse the reply,
+and usage is counted from what is sent. Once a shaped reply is admitted, ``deliver`` is told what
+became of it and returns the reply's latency and what the request log keeps about it;
+``DELETE /_sandbox/requests`` calls ``clear``.
+
+Everything else stays with the sandbox: faults, rate limits, synthesis, the request log and the stats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal, Protocol
+
+from nodes.sandbox import wire
+
+__all__ = ["ChatRequest", "Delivery", "FormatKind", "ReplyShaper", "ShapedReply"]
+
+FormatKind = Literal["json_schema", "json_object", "text"]
+
+
+@dataclass
+class ChatRequest:
+    """The parts of a valid chat-completion request that decide its answer, and its random sources.
+
+    ``schema`` is the requested ``json_schema`` (``None`` for the other formats); ``seed`` is the
+    sandbox configuration's, which with the request fixes every draw, so equal requests get equal
+    answers whatever the arrival order.
+    """
+
+    model: str
+    messages: list[Any]
+    kind: FormatKind
+    schema: dict[str, Any] | None
+    max_tokens: int | None
+    seed: int | None = None
+
+    @cached_property
+    def digest(self) -> str:
+        """A hash of what decides the answer: model, messages, format and schema."""
+        payload = json.dumps([self.model, self.messages, self.kind, self.schema], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def draw(self, aspect: str) -> random.Random:
+        """A random source for one aspect of the answer (``"latency"``, ``"correct"``...), independent of the others."""
+        return random.Random(f"{self.seed}|{self.digest}|{aspect}")
+
+    @cached_property
+    def answer_schema(self) -> dict[str, Any]:
+        """The schema a JSON answer must satisfy: the requested one, or the last ``<json_schema>`` block.
+
+        For ``json_object`` without a parsable block this is ``{"const": {}}``, i.e. the answer ``{}``.
+        """
+        if self.kind == "json_schema" and self.schema is not None:
+            return self.schema
+        block = wire.last_json_schema_block(self.messages)
+        try:
+            schema = json.loads(block) if block is not None else None
+        except ValueError:
+            schema = None
+        return schema if isinstance(schema, dict) else {"const": {}}
+
+
+@dataclass(frozen=True)
+class ShapedReply:
+    """What a shaper decided a reply says; a shaper may subclass it to remember why."""
+
+    content: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the shaper says about a shaped reply the sandbox sends.
+
+    ``latency_s`` replaces the configured ``latency_ms``/``latency_jitter_ms`` (``None`` keeps them);
+    ``log`` is kept as the request log entry's ``shaped`` member (``None``: no member).
+    """
+
+    latency_s: float | None = None
+    log: dict[str, Any] | None = None
+
+
+class ReplyShaper(Protocol):
+    """Shapes the 200 replies of some models: what they say, how long they take, what is noted about them."""
+
+    def shape(self, request: ChatRequest, answer: Any) -> ShapedReply | None:
+        """The reply to ``request``, or ``None`` to leave it to the sandbox.
+
+        ``answer`` is the sandbox's own answer: an instance of ``request.answer_schema`` for the JSON
+        formats, a paragraph for text. It is called before the rate-limit check, so a shaped reply may
+        still be refused with a 429 (and ``deliver`` is then not called).
+        """
+        ...
+
+    def deliver(self, request: ChatRequest, reply: ShapedReply, fault: str | None, completion_tokens: int) -> Delivery:
+        """Note that ``reply`` is being sent, changed by the non-error ``fault`` rule if one fired.
+
+        ``completion_tokens`` is the usage reported for it (after the fault, reasoning tokens included).
+        """
+        ...
+
+    def clear(self) -> None:
+        """Forget what was noted so far (``DELETE /_sandbox/requests``)."""
+        ...
