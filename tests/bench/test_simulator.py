@@ -19,6 +19,7 @@ import uvicorn
 from profiles import ModelBehaviour
 from pydantic import ValidationError
 from simulator import ProfileShaper, SimulatorConfig, create_simulator_app, load_simulator_config, main
+from support import TLS
 from test_profiles import CLASSIFY, FLAT, INVOICE, LABELS, NANO, marker
 
 from nodes.loopback import LoopbackServer
@@ -33,12 +34,11 @@ class Simulator:
         self.app = create_simulator_app()
         self.shaper: ProfileShaper = self.app.state.sandbox.shaper
         self._server = LoopbackServer(self.app)
-        self.client = httpx.Client()
+        self.client = httpx.Client(verify=TLS)
 
     def __enter__(self) -> Simulator:
         url = self._server.start_in_thread()
-        transport = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
-        self.client = httpx.Client(base_url=url, transport=transport, timeout=10)
+        self.client = httpx.Client(base_url=url, timeout=10, verify=TLS)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
