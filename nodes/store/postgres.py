@@ -44,20 +44,32 @@ class _PostgresTx:
         self._conn = conn
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        cursor = await self._conn.execute(to_psycopg(sql), tuple(params))
+        try:
+            cursor = await self._conn.execute(to_psycopg(sql), tuple(params))
+        except psycopg.Error as exc:
+            raise _converted(exc) from exc
         return cursor.rowcount
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        async with self._conn.cursor() as cursor:
-            await cursor.executemany(to_psycopg(sql), [tuple(row) for row in rows])
+        try:
+            async with self._conn.cursor() as cursor:
+                await cursor.executemany(to_psycopg(sql), [tuple(row) for row in rows])
+        except psycopg.Error as exc:
+            raise _converted(exc) from exc
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        cursor = await self._conn.execute(to_psycopg(sql), tuple(params))
-        return await cursor.fetchone()
+        try:
+            cursor = await self._conn.execute(to_psycopg(sql), tuple(params))
+            return await cursor.fetchone()
+        except psycopg.Error as exc:
+            raise _converted(exc) from exc
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        cursor = await self._conn.execute(to_psycopg(sql), tuple(params))
-        return await cursor.fetchall()
+        try:
+            cursor = await self._conn.execute(to_psycopg(sql), tuple(params))
+            return await cursor.fetchall()
+        except psycopg.Error as exc:
+            raise _converted(exc) from exc
 
 
 class PostgresStore(Store):
@@ -75,6 +87,15 @@ class PostgresStore(Store):
     @classmethod
     async def open(cls, url: str, *, max_size: int = POOL_MAX) -> PostgresStore:
         """Connect to ``url``; a server that cannot be reached is a ``ConfigError`` naming ``DATABASE_URL``."""
+        try:  # one plain connection first: it fails fast and says why, where a pool would keep retrying
+            probe = await psycopg.AsyncConnection.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S))
+        except psycopg.Error as exc:
+            reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+            raise ConfigError(
+                f"DATABASE_URL={_redacted(url)!r}: cannot connect to PostgreSQL ({reason}); check the URL and "
+                "that the server is running."
+            ) from exc
+        await probe.close()
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] = AsyncConnectionPool(
             url,
             min_size=1,
@@ -110,8 +131,10 @@ class PostgresStore(Store):
         try:
             async with self._pool.connection() as conn:
                 return await _PostgresTx(conn).fetchall(sql, params)
-        except psycopg.Error as exc:
+        except psycopg.Error as exc:  # the connection itself failed
             raise _converted(exc) from exc
+        except TimeoutError as exc:
+            raise StorageUnavailable(f"PostgreSQL: no connection available ({exc})") from exc
 
     async def serialise(self, tx: Tx, name: str) -> None:
         """A transaction advisory lock on ``name``: every instance waits for the holder's commit."""

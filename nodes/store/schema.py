@@ -159,6 +159,7 @@ LATEST = MIGRATIONS[-1].version
 async def applied_versions(store: Store) -> set[int]:
     """The migrations already applied to ``store``."""
     async with store.transaction() as tx:
+        await store.serialise(tx, "schema")  # two instances creating the table at once would collide
         await tx.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
             "applied_at TEXT NOT NULL)"

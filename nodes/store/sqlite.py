@@ -21,14 +21,27 @@ from nodes.errors import ConfigError
 from nodes.store.base import DuplicateKey, Params, Row, StorageUnavailable, Store, StoreError, Tx
 
 BUSY_TIMEOUT_MS = 5000
+UNAVAILABLE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+"""Primary result codes that mean the file cannot be used right now, as opposed to a statement's own fault."""
 
 
 def _converted(exc: sqlite3.Error) -> StoreError:
     if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc).upper():
         return DuplicateKey(str(exc))
-    if isinstance(exc, sqlite3.IntegrityError):
-        return StoreError(str(exc))
-    if isinstance(exc, sqlite3.OperationalError):
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in UNAVAILABLE_CODES:
         return StorageUnavailable(f"SQLite: {exc}")
     return StoreError(f"SQLite: {exc}")
 
@@ -38,21 +51,30 @@ class _SQLiteTx:
         self._conn = conn
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        cursor = await self._conn.execute(sql, tuple(params))
+        try:
+            cursor = await self._conn.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise _converted(exc) from exc
         count = cursor.rowcount
         await cursor.close()
         return count
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._conn.executemany(sql, [tuple(row) for row in rows])
+        try:
+            await self._conn.executemany(sql, [tuple(row) for row in rows])
+        except sqlite3.Error as exc:
+            raise _converted(exc) from exc
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        cursor = await self._conn.execute(sql, tuple(params))
-        rows = await cursor.fetchall()
+        try:
+            cursor = await self._conn.execute(sql, tuple(params))
+            rows = await cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise _converted(exc) from exc
         await cursor.close()
         return [dict(row) for row in rows]
 
@@ -125,13 +147,10 @@ class SQLiteStore(Store):
         conn = self._reader
         if conn is None:
             raise StorageUnavailable("the SQLite store is closed")
-        try:
-            if conn is self._writer:
-                async with self._write_lock:
-                    return await _SQLiteTx(conn).fetchall(sql, params)
-            return await _SQLiteTx(conn).fetchall(sql, params)
-        except sqlite3.Error as exc:
-            raise _converted(exc) from exc
+        if conn is self._writer:
+            async with self._write_lock:
+                return await _SQLiteTx(conn).fetchall(sql, params)
+        return await _SQLiteTx(conn).fetchall(sql, params)
 
     async def close(self) -> None:
         """Close both connections."""
