@@ -54,7 +54,7 @@ class _EmbeddedServer(uvicorn.Server):
 class LoopbackServer:
     """An ASGI app served on 127.0.0.1, started and stopped by its owner."""
 
-    def __init__(self, app: ASGIApp, *, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, app: ASGIApp, *, port: int = 0, host: str = "127.0.0.1", graceful_s: float = 2.0) -> None:
         # Without TCP_NODELAY on accepted connections, a response written in two parts waits out the client's
         # delayed ACK: about 40 ms on every request after the first on a connection. asyncio sets it only for
         # IPPROTO_TCP sockets, uvloop not at all on a socket handed to it; accepted sockets inherit it.
@@ -64,7 +64,7 @@ class LoopbackServer:
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="auto", timeout_graceful_shutdown=2
+            app, log_level="warning", access_log=False, lifespan="auto", timeout_graceful_shutdown=graceful_s
         )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
