@@ -25,6 +25,9 @@ class _EmbeddedServer(uvicorn.Server):
     embedded server (the sandbox inside the service, a test's server) checks every few milliseconds.
     """
 
+    graceful_s = 2.0
+    """How long requests still in flight at shutdown are given to finish before they are cancelled."""
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
@@ -41,7 +44,7 @@ class _EmbeddedServer(uvicorn.Server):
         for connection in list(self.server_state.connections):
             connection.shutdown()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.config.timeout_graceful_shutdown or 0)
+        deadline = loop.time() + self.graceful_s
         while (self.server_state.connections or self.server_state.tasks) and loop.time() < deadline:
             await asyncio.sleep(TICK_S)
         for task in self.server_state.tasks:
@@ -63,10 +66,9 @@ class LoopbackServer:
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
-        config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="auto", timeout_graceful_shutdown=graceful_s
-        )
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="auto")
         self._server = _EmbeddedServer(config)
+        self._server.graceful_s = graceful_s
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
 
