@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from support import Receiver, Sandbox, Service
 
@@ -138,25 +137,3 @@ def test_reserved_space_is_refused_and_public_space_is_not(service: Service) -> 
     assert response.status_code == 422
     assert is_public("8.8.8.8") and is_public("2606:4700:4700::1111")
     assert not is_public("100.64.0.1") and not is_public("fd00::1") and not is_public("224.0.0.1")
-
-
-def test_sync_run_status_and_ownership(
-    service: Service, start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings]
-) -> None:
-    run_id = service.http.post("/v1/nodes/classify", json=CLASSIFY).json()["run_id"]
-    status = service.http.get(f"/v1/runs/{run_id}").json()
-    assert (status["status"], status["node"], status["result"]["run_id"]) == ("succeeded", "classify", run_id)
-    assert "callback" not in status
-    missing = service.http.get("/v1/runs/run_00000000000000000000000000")
-    assert missing.status_code == 404 and missing.json()["type"] == "/problems/not-found"
-    other = httpx.get(f"{service.url}/v1/runs/{run_id}", headers={"X-Api-Key": "another-key-0002"})
-    assert other.status_code == 401
-
-
-def test_runs_are_private_to_their_key(
-    start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings]
-) -> None:
-    service = start_service(make_settings(api_keys=["test-client-key-0001", "second-client-key"]))
-    run_id = service.http.post("/v1/nodes/classify", json=CLASSIFY).json()["run_id"]
-    other = httpx.get(f"{service.url}/v1/runs/{run_id}", headers={"X-Api-Key": "second-client-key"})
-    assert other.status_code == 404

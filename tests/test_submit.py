@@ -1,4 +1,4 @@
-"""Batches: answers in order, one item's failure fails no other, defaults merged, limits enforced."""
+"""Submissions: batches answered in order with per-item problems, run concurrently, queued items with callbacks."""
 
 from __future__ import annotations
 

@@ -1,0 +1,34 @@
+"""GET /v1/runs/{run_id}: a run's state and result, readable only by the key that made it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+from support import Service
+
+from nodes.settings import Settings
+
+CLASSIFY = {"input": "Billing problem", "labels": ["billing", "bug"]}
+
+
+def test_sync_run_status_and_ownership(
+    service: Service, start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings]
+) -> None:
+    run_id = service.http.post("/v1/nodes/classify", json=CLASSIFY).json()["run_id"]
+    status = service.http.get(f"/v1/runs/{run_id}").json()
+    assert (status["status"], status["node"], status["result"]["run_id"]) == ("succeeded", "classify", run_id)
+    assert "callback" not in status
+    missing = service.http.get("/v1/runs/run_00000000000000000000000000")
+    assert missing.status_code == 404 and missing.json()["type"] == "/problems/not-found"
+    other = httpx.get(f"{service.url}/v1/runs/{run_id}", headers={"X-Api-Key": "another-key-0002"})
+    assert other.status_code == 401
+
+
+def test_runs_are_private_to_their_key(
+    start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings]
+) -> None:
+    service = start_service(make_settings(api_keys=["test-client-key-0001", "second-client-key"]))
+    run_id = service.http.post("/v1/nodes/classify", json=CLASSIFY).json()["run_id"]
+    other = httpx.get(f"{service.url}/v1/runs/{run_id}", headers={"X-Api-Key": "second-client-key"})
+    assert other.status_code == 404
