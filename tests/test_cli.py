@@ -1,4 +1,9 @@
-"""The ``tierwise`` command as a user runs it: real processes, real ports on 127.0.0.1, real SQLite files."""
+"""The ``tierwise`` command as a user runs it.
+
+Commands that stop before serving (keys, batch, lint-make, db upgrade, refused settings) run in this
+process through ``main()``; ``serve`` and ``sandbox`` run as real processes on 127.0.0.1 ports, in
+the ``slow`` group.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from support import Sandbox
+from support import Sandbox, Service, store_rows
+
+from nodes.cli import main
+from nodes.settings import Settings
 
 TIERWISE = [sys.executable, "-m", "nodes"]
 
@@ -51,6 +59,22 @@ class Running:
         return err
 
 
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str, **env: str
+) -> tuple[int, str, str]:
+    """Run ``tierwise ARGS`` in this process with only ``env`` (and ``TIERWISE_DB`` in tmp_path) configured."""
+    for name in list(os.environ):
+        if name.startswith("TIERWISE_") or name in ("OPENAI_API_KEY", "DATABASE_URL", "TIERWISE_CONFIG"):
+            monkeypatch.delenv(name)
+    for name, value in clean_env(tmp_path, **env).items():
+        if name.startswith("TIERWISE_") or name in ("OPENAI_API_KEY", "DATABASE_URL"):
+            monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[object]:
     started: list[Running] = []
@@ -83,6 +107,7 @@ def serve(tmp_path: Path) -> Iterator[object]:
             running.stop()
 
 
+@pytest.mark.slow
 def test_serve_with_no_configuration_runs_the_sandbox_and_says_so(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     running = serve(TIERWISE_API_KEYS="local-dev-key")
     assert httpx.get(f"{running.url}/healthz").json() == {"status": "ok", "sandbox": True}
@@ -107,6 +132,7 @@ def test_serve_with_no_configuration_runs_the_sandbox_and_says_so(serve, tmp_pat
     conn.close()
 
 
+@pytest.mark.slow
 def test_first_run_without_keys_creates_and_prints_one(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     running = serve()
     response = httpx.get(f"{running.url}/v1/nodes")
@@ -118,6 +144,7 @@ def test_first_run_without_keys_creates_and_prints_one(serve, tmp_path: Path) ->
     assert "No API key existed" not in again.stop()
 
 
+@pytest.mark.slow
 def test_serve_against_an_upstream_named_by_environment(serve, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
     sandbox.configure(faults=[{"kind": "refusal", "model": "*nano*"}])
     env = {f"TIERWISE_{tier}_BASE_URL": sandbox.base_url for tier in ("NANO", "MINI", "FULL")}
@@ -145,36 +172,27 @@ def test_serve_against_an_upstream_named_by_environment(serve, sandbox: Sandbox)
     ]
 
 
-def test_keys_create_prints_a_working_key(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    created = subprocess.run(
-        [*TIERWISE, "keys", "create", "--name", "n8n-prod"],
-        env=clean_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert created.returncode == 0, created.stderr
-    key = created.stdout.strip()
+def test_keys_create_prints_a_working_key(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    start_service: Callable[[Settings], Service],
+    make_settings: Callable[..., Settings],
+) -> None:
+    code, out, err = run_cli(monkeypatch, capsys, tmp_path, "keys", "create", "--name", "n8n-prod")
+    assert code == 0, err
+    key = out.strip()
     assert key.startswith("tw_") and len(key) > 40
-    assert "shown only once" in created.stderr
-    conn = sqlite3.connect(tmp_path / "tierwise.db")
-    [(name, stored)] = conn.execute("SELECT name, key_hash FROM api_keys").fetchall()
-    conn.close()
-    assert name == "n8n-prod" and key not in stored and len(stored) == 64
-    duplicate = subprocess.run(
-        [*TIERWISE, "keys", "create", "--name", "n8n-prod"],
-        env=clean_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert duplicate.returncode == 2 and "exists already" in duplicate.stderr
-    listed = subprocess.run(
-        [*TIERWISE, "keys", "list"], env=clean_env(tmp_path), capture_output=True, text=True, timeout=30
-    )
-    assert listed.stdout.startswith("n8n-prod\ttw_") and key not in listed.stdout
-    running = serve()
-    assert httpx.get(f"{running.url}/v1/nodes", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert f"Created key 'n8n-prod' in {tmp_path / 'tierwise.db'}. It is shown only once." in err
+    settings = make_settings(db=str(tmp_path / "tierwise.db"), database_url=None)
+    [row] = store_rows(settings, "SELECT name, key_hash FROM api_keys")
+    assert row["name"] == "n8n-prod" and key not in row["key_hash"] and len(row["key_hash"]) == 64
+    code, _, err = run_cli(monkeypatch, capsys, tmp_path, "keys", "create", "--name", "n8n-prod")
+    assert code == 2 and "a key named 'n8n-prod' exists already; choose another name" in err
+    code, out, _ = run_cli(monkeypatch, capsys, tmp_path, "keys", "list")
+    assert code == 0 and out.startswith("n8n-prod\ttw_") and key not in out
+    service = start_service(settings)
+    assert service.anonymous.get("/v1/nodes", headers={"Authorization": f"Bearer {key}"}).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -183,21 +201,23 @@ def test_keys_create_prints_a_working_key(serve, tmp_path: Path) -> None:  # typ
         ({"OPENAI_API_KEY": "sk-..."}, "OPENAI_API_KEY: Value error, 'sk-...' looks like a placeholder"),
         ({"TIERWISE_NANO_BASE_URL": "http://127.0.0.1:1/v1"}, "the mini tier has no API key"),
         ({"TIERWISE_MAX_RETRIES": "many"}, "TIERWISE_MAX_RETRIES"),
+        ({"DATABASE_URL": "mysql://db/x"}, "DATABASE_URL must be a PostgreSQL URL"),
     ],
 )
-def test_misconfiguration_stops_start_up_with_a_sentence(tmp_path: Path, env: dict[str, str], message: str) -> None:
-    result = subprocess.run(
-        [*TIERWISE, "serve", "--port", str(free_port())],
-        env=clean_env(tmp_path, **env),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+def test_misconfiguration_stops_start_up_with_a_sentence(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    env: dict[str, str],
+    message: str,
+) -> None:
+    code, _, err = run_cli(monkeypatch, capsys, tmp_path, "serve", "--port", str(free_port()), **env)
+    assert code == 2
+    assert message in err and err.startswith("tierwise: configuration error: ")
+    assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_sandbox_command_serves_openai_compatible_faults(tmp_path: Path) -> None:
     faults = tmp_path / "faults.json"
     faults.write_text('{"faults": [{"kind": "rate_limit", "times": 1, "retry_after_ms": 250}]}')
@@ -232,22 +252,22 @@ def test_sandbox_command_serves_openai_compatible_faults(tmp_path: Path) -> None
     assert "1 fault rule(s)" in err
 
 
-def test_sandbox_command_refuses_a_bad_fault_file(tmp_path: Path) -> None:
+def test_sandbox_command_refuses_a_bad_fault_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     faults = tmp_path / "faults.json"
     faults.write_text('{"faults": [{"kind": "meteor"}]}')
-    result = subprocess.run(
-        [*TIERWISE, "sandbox", "--port", str(free_port()), "--faults", str(faults)],
-        env=clean_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=30,
+    code, _, err = run_cli(
+        monkeypatch, capsys, tmp_path, "sandbox", "--port", str(free_port()), "--faults", str(faults)
     )
-    assert result.returncode == 2
-    assert "faults.json" in result.stderr and "faults.0.kind" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert code == 2
+    assert "faults.json" in err and "faults.0.kind" in err
+    assert "Traceback" not in err
 
 
-def test_batch_command_writes_answers_in_input_order(tmp_path: Path, sandbox: Sandbox) -> None:
+def test_batch_command_writes_answers_in_input_order(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, sandbox: Sandbox
+) -> None:
     sandbox.configure(latency_ms=20, latency_jitter_ms=20)
     lines = [json.dumps({"input": f"item {n}: {'billing' if n % 3 else 'bug'} question"}) for n in range(60)]
     lines.insert(10, "{broken")
@@ -255,48 +275,63 @@ def test_batch_command_writes_answers_in_input_order(tmp_path: Path, sandbox: Sa
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.jsonl"
-    env = clean_env(
-        tmp_path,
+    code, _, err = run_cli(
+        monkeypatch, capsys, tmp_path,
+        "batch", str(source), "--node", "classify", "--out", str(out), "--concurrency", "16",
+        "--defaults", '{"labels": ["billing", "bug"]}',
         OPENAI_API_KEY="upstream-test-key",
         **{f"TIERWISE_{tier}_BASE_URL": sandbox.base_url for tier in ("NANO", "MINI", "FULL")},
-    )
-    result = subprocess.run(
-        [*TIERWISE, "batch", str(source), "--node", "classify", "--out", str(out), "--concurrency", "16",
-         "--defaults", '{"labels": ["billing", "bug"]}'],
-        env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert result.returncode == 1  # one line failed
+    assert code == 1  # one line failed
     answers = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(answers) == 61
     assert answers[10]["status"] == 400 and answers[10]["detail"].startswith("line 11 is not valid JSON")
     labels = [a["output"]["label"] for a in answers if "output" in a]
     expected = ["billing" if n % 3 else "bug" for n in range(60)]
     assert labels == expected
-    assert "61 items: 60 succeeded, 1 failed" in result.stderr
-    assert "100%" in result.stderr
-    conn = sqlite3.connect(tmp_path / "tierwise.db")
-    assert conn.execute("SELECT COUNT(*), MIN(api_key_name) FROM runs").fetchone() == (60, "cli")
-    conn.close()
+    assert "61 items: 60 succeeded, 1 failed" in err
+    assert "100%" in err
+    rows = store_rows(
+        Settings(db=str(tmp_path / "tierwise.db")), "SELECT COUNT(*) AS n, MIN(api_key_name) AS k FROM runs"
+    )
+    assert rows == [{"n": 60, "k": "cli"}]
 
 
-def test_batch_command_refuses_an_unknown_node(tmp_path: Path) -> None:
+def test_batch_command_refuses_an_unknown_node(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text("{}\n")
-    result = subprocess.run(
-        [*TIERWISE, "batch", str(source), "--node", "summarize"], env=clean_env(tmp_path),
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
-    assert result.returncode == 2 and "there is no node 'summarize'" in result.stderr
+    code, _, err = run_cli(monkeypatch, capsys, tmp_path, "batch", str(source), "--node", "summarize")
+    assert code == 2 and "there is no node 'summarize'" in err
 
 
-def test_lint_make_command(tmp_path: Path) -> None:
+def test_several_processes_need_postgresql(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run_cli(monkeypatch, capsys, tmp_path, "serve", "--workers", "2", TIERWISE_API_KEYS="local-dev-key")
+    assert code == 2
+    assert "--workers 2 needs PostgreSQL: a SQLite file (TIERWISE_DB) serves one process" in err
+
+
+def test_db_upgrade_migrates_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from nodes.store.schema import LATEST
+
+    code, _, err = run_cli(monkeypatch, capsys, tmp_path, "db", "upgrade")
+    assert code == 0 and f"{tmp_path / 'tierwise.db'}: applied migration(s) 1: initial tables" in err
+    code, _, err = run_cli(monkeypatch, capsys, tmp_path, "db", "upgrade")
+    assert code == 0 and err.strip() == f"{tmp_path / 'tierwise.db'}: already at schema version {LATEST}"
+
+
+def test_lint_make_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     templates = sorted(str(path) for path in (Path(__file__).parents[1] / "templates" / "make").glob("*.json"))
-    clean = subprocess.run([*TIERWISE, "lint-make", "--publishable", *templates], capture_output=True, text=True,
-                           timeout=60)  # fmt: skip
-    assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert f"{len(templates)} files checked: 0 errors, 0 warnings" in clean.stdout + clean.stderr
+    code, out, err = run_cli(monkeypatch, capsys, tmp_path, "lint-make", "--publishable", *templates)
+    assert code == 0, out + err
+    assert f"{len(templates)} files checked: 0 errors, 0 warnings" in out + err
     broken = tmp_path / "broken.json"
     broken.write_text('{"name": "x", "flow": [{"id": 1, "module": "http:ActionSendData"}], "metadata": {}}')
-    failed = subprocess.run([*TIERWISE, "lint-make", str(broken)], capture_output=True, text=True, timeout=60)
-    assert failed.returncode == 1
-    assert "error" in failed.stdout + failed.stderr
+    code, out, err = run_cli(monkeypatch, capsys, tmp_path, "lint-make", str(broken))
+    assert code == 1
+    assert "error" in out + err

@@ -19,10 +19,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
+import pytest
 from support import Receiver, Sandbox
 from test_cli import clean_env, free_port
 
 KEY = "crash-test-key-01"
+pytestmark = pytest.mark.slow
 JOBS = 40
 
 
