@@ -1,0 +1,57 @@
+"""``tierwise batch`` files: one answer per line in input order, broken lines answered as problems, a tally."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from scripted import ScriptedProvider, fail, reply
+
+from nodes.app import Tierwise
+from nodes.batchfile import CLI_KEY_NAME, Tally, parse_line, run_file
+from nodes.catalog import NODES
+from nodes.errors import MalformedRequest, RateLimited
+from nodes.settings import Settings
+
+
+def test_a_broken_line_becomes_a_problem_naming_it() -> None:
+    problem = parse_line(7, "{nope")
+    assert isinstance(problem, MalformedRequest)
+    assert problem.detail == "line 7 is not valid JSON (Expecting property name enclosed in double quotes at column 2)"
+    assert parse_line(1, '{"input": "x"}') == {"input": "x"}
+
+
+def test_the_tally_counts_answers_cost_and_upstream_429s() -> None:
+    tally = Tally(items=3)
+    tally.add(1, {"usage": {"cost_usd": 0.25}, "attempts": [{"outcome": "rate_limited"}, {"outcome": "ok"}]})
+    tally.add(2, {"status": 422, "detail": "labels: must contain at least one label"})
+    tally.add(3, {"usage": {"cost_usd": 0.5}, "attempts": [{"outcome": "ok"}]})
+    assert (tally.succeeded, tally.failed, tally.cost_usd, tally.upstream_rate_limited) == (2, 1, Decimal("0.75"), 1)
+    assert tally.failures == {2: "labels: must contain at least one label"}
+
+
+async def test_lines_are_answered_in_input_order_and_stored_under_the_cli(tmp_path: Path) -> None:
+    answers = [reply({"label": label, "confidence": 0.9}) for label in ("billing", "bug", "billing")]
+    provider = ScriptedProvider.of(answers[0], fail(RateLimited("429", retry_after_s=0)), answers[1], answers[2])
+    settings = Settings(openai_api_key="sk-real-looking-key-1234", db=str(tmp_path / "t.db"))
+    tierwise = await Tierwise.open(settings, provider=provider)
+    sink = io.StringIO()
+    lines = ['{"input": "a"}', "", "{broken", '{"input": "b"}', '{"input": "c"}']
+    async with tierwise.running(background=False):
+        tally = await run_file(
+            tierwise.submissions,
+            NODES["classify"],
+            lines,
+            sink,
+            defaults={"labels": ["billing", "bug"]},
+            concurrency=1,
+            progress=False,
+        )
+        rows = await tierwise.store.fetchall("SELECT api_key_name FROM runs")
+    written = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert [answer.get("output", {}).get("label") for answer in written] == ["billing", None, "bug", "billing"]
+    assert written[1]["status"] == 400
+    assert (tally.items, tally.succeeded, tally.failed, tally.upstream_rate_limited) == (4, 3, 1, 1)
+    assert rows == [{"api_key_name": CLI_KEY_NAME}] * 3
