@@ -79,9 +79,10 @@ async def list_nodes(_key: Caller) -> dict[str, Any]:
 
 
 @router.post("/v1/nodes/{node_name}")
-async def run_node(node_name: str, request: Request, key_name: Caller) -> JSONResponse:
+async def run_node(node_name: str, request: Request) -> JSONResponse:
     """Run one node request, or queue it when it carries ``callback_url``."""
     received_at = time.monotonic()
+    key_name = await caller(request)  # called directly: the hot path skips the dependency solver
     tierwise = tierwise_of(request)
     raw = await read_body(request, tierwise.settings.max_body_bytes, "TIERWISE_MAX_BODY_BYTES")
     reply = await tierwise.submissions.node(
@@ -95,9 +96,10 @@ async def run_node(node_name: str, request: Request, key_name: Caller) -> JSONRe
 
 
 @router.post("/v1/nodes/{node_name}/batch")
-async def run_batch(node_name: str, request: Request, key_name: Caller) -> JSONResponse:
+async def run_batch(node_name: str, request: Request) -> JSONResponse:
     """Run many requests to one node concurrently; answers come back in order."""
     received_at = time.monotonic()
+    key_name = await caller(request)
     tierwise = tierwise_of(request)
     raw = await read_body(request, tierwise.settings.max_batch_body_bytes, "TIERWISE_MAX_BATCH_BODY_BYTES")
     reply = await tierwise.submissions.batch(

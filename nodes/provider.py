@@ -15,11 +15,10 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
+import httpx2
 import openai
-from openai.types.chat import ChatCompletionMessageParam
-from openai.types.chat.completion_create_params import ResponseFormat
 
 from nodes.backoff import is_retryable, parse_retry_after
 from nodes.cost import Usage
@@ -201,15 +200,20 @@ class OpenAIProvider:
             raise upstream_error_from(exc) from exc
 
     async def _call(self, tier: Tier, request: ModelRequest, mode: StructuredOutputMode) -> ModelReply:
-        raw = await self._client(tier).chat.completions.with_raw_response.create(
-            model=tier.model,
-            messages=cast("list[ChatCompletionMessageParam]", messages_for(mode, request)),
-            response_format=cast("ResponseFormat", response_format_for(mode, request)),
-            max_completion_tokens=request.max_output_tokens,
-            timeout=request.timeout_s,
+        # The SDK's documented raw request (``client.post`` with ``cast_to=httpx2.Response``): the same
+        # endpoint, auth, timeouts and error types as ``chat.completions.create``, without re-walking a
+        # body that is already plain JSON against the SDK's parameter types or building its pydantic
+        # models from the reply; together those cost more CPU than the rest of the service's work on a
+        # request, and only five fields of the reply are needed.
+        body = {
+            "model": tier.model,
+            "messages": messages_for(mode, request),
+            "response_format": response_format_for(mode, request),
+            "max_completion_tokens": request.max_output_tokens,
+        }
+        raw = await self._client(tier).post(
+            "/chat/completions", cast_to=httpx2.Response, body=body, options={"timeout": request.timeout_s}
         )
-        # The body is read as plain JSON: building the SDK's pydantic models would cost more than the
-        # rest of the service's work on a reply, and only five fields are needed.
         try:
             completion = json.loads(raw.content)
             choice = completion["choices"][0]

@@ -53,9 +53,15 @@ class Quotas:
         self.clock = clock
         self.wall_clock = wall_clock
         self._next_purge = 0.0
+        self._limits: dict[str, tuple[int | None, Decimal | None]] = {}
 
     async def limits_of(self, key_name: str) -> tuple[int | None, Decimal | None]:
-        """The key's request limit and daily budget (its own, else the defaults)."""
+        """The key's request limit and daily budget (its own, else the defaults).
+
+        Read once per key and process: a key's limits are set when it is made and never change.
+        """
+        if key_name in self._limits:
+            return self._limits[key_name]
         row = await self.store.fetchone("SELECT rpm, daily_budget_usd FROM api_keys WHERE name = ?", (key_name,))
         rpm, budget = self.default_rpm, self.default_budget_usd
         if row is not None:
@@ -63,6 +69,7 @@ class Quotas:
                 rpm = int(row["rpm"])
             if row["daily_budget_usd"] is not None:
                 budget = Decimal(row["daily_budget_usd"])
+        self._limits[key_name] = (rpm, budget)
         return rpm, budget
 
     async def spent_today(self, key_name: str) -> Decimal:

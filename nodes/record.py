@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Literal
 
 from nodes.attempts import Attempt
@@ -112,7 +113,11 @@ class RunRecord:
         return [*found, SANDBOX_WARNING] if self.sandbox else found
 
     def body(self) -> dict[str, Any]:
-        """The JSON body answered, delivered and replayed for this run."""
+        """The JSON body answered, delivered and replayed for this run (built once; treat it as read-only)."""
+        return self._body
+
+    @cached_property
+    def _body(self) -> dict[str, Any]:
         members: dict[str, Any] = {"run_id": self.run_id, "node": self.node}
         if self.answer is not None:
             members.update(
