@@ -24,7 +24,8 @@ from nodes.cost import usd_text
 from nodes.errors import InvalidRequest, NotFound, ProblemError
 from nodes.idempotency import Claim, IdempotencyStore, StoredAnswer, check_key, request_hash
 from nodes.jobs import JobQueue
-from nodes.protocol import BatchRequest, NodeRequest, parse_json_object, validate_request
+from nodes.jsonbody import parse_json_object
+from nodes.protocol import BatchRequest, NodeRequest, validate_request
 from nodes.quotas import Quotas
 from nodes.runlog import new_run_id
 from nodes.service import NodeResponse, Service

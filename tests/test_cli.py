@@ -17,6 +17,9 @@ import httpx
 import pytest
 from support import Sandbox
 
+from nodes.batchfile import parse_line
+from nodes.errors import InvalidRequest, MalformedRequest
+
 TIERWISE = [sys.executable, "-m", "nodes"]
 
 
@@ -268,7 +271,9 @@ def test_batch_command_writes_answers_in_input_order(tmp_path: Path, sandbox: Sa
     assert result.returncode == 1  # one line failed
     answers = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(answers) == 61
-    assert answers[10]["status"] == 400 and answers[10]["detail"].startswith("line 11 is not valid JSON")
+    assert answers[10]["status"] == 400 and answers[10]["detail"].startswith(
+        "line 11: the request body is not valid JSON"
+    )
     labels = [a["output"]["label"] for a in answers if "output" in a]
     expected = ["billing" if n % 3 else "bug" for n in range(60)]
     assert labels == expected
@@ -277,6 +282,22 @@ def test_batch_command_writes_answers_in_input_order(tmp_path: Path, sandbox: Sa
     conn = sqlite3.connect(tmp_path / "tierwise.db")
     assert conn.execute("SELECT COUNT(*), MIN(api_key_name) FROM runs").fetchone() == (60, "cli")
     conn.close()
+
+
+def test_batch_lines_are_read_like_request_bodies() -> None:
+    assert parse_line(3, '{"input": "x"}') == {"input": "x"}
+    broken = parse_line(4, "{broken")
+    assert isinstance(broken, MalformedRequest)
+    assert broken.detail == "line 4: the request body is not valid JSON at line 1 column 2; send a JSON object"
+    listed = parse_line(5, "[1]")
+    assert isinstance(listed, MalformedRequest)
+    assert listed.detail == "line 5: the request body must be a JSON object, not list"
+    nan = parse_line(6, '{"metadata": {"x": NaN}}')
+    assert isinstance(nan, MalformedRequest) and nan.detail.startswith("line 6: metadata.x: NaN is not valid JSON")
+    assert [issue.loc for issue in nan.errors] == [("metadata", "x")]
+    deep = parse_line(7, '{"input": ' + "[" * 5000 + "]" * 5000 + "}")
+    assert isinstance(deep, InvalidRequest) and deep.status == 422
+    assert deep.detail.startswith("line 7: input[0][0]") and "nested more than 64 levels deep" in deep.detail
 
 
 def test_batch_command_refuses_an_unknown_node(tmp_path: Path) -> None:
