@@ -39,10 +39,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
-from urllib.parse import unquote
+from urllib.parse import unquote, urljoin
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from jsonschema_specifications import REGISTRY as SPECIFICATIONS  # type: ignore[import-untyped]
 from referencing.exceptions import Unresolvable
 
 from nodes.errors import FieldIssue, UnsupportedSchema
@@ -215,10 +216,11 @@ def check_user_schema(schema: object, *, loc: Loc = ("schema",)) -> None:
     if unusable is not None:
         where, msg = unusable
         _raise([FieldIssue((*loc, *where), msg)])
-    try:
-        Draft202012Validator.check_schema(document)
-    except SchemaError as err:
-        _raise([FieldIssue((*loc, *err.absolute_path), f"this is not valid JSON Schema: {err.message}")])
+    if not _META.is_valid(document):
+        try:
+            Draft202012Validator.check_schema(document)  # the same verdict, and the error as jsonschema words it
+        except SchemaError as err:
+            _raise([FieldIssue((*loc, *err.absolute_path), f"this is not valid JSON Schema: {err.message}")])
     if document.get("type") != "object":
         root_union = next((key for key in ("anyOf", "oneOf") if key in document), None)
         if root_union is not None:
@@ -878,6 +880,48 @@ class _Restorer:
             return self.validator.evolve(schema=schema).is_valid(instance)
         except Unresolvable:
             return False
+
+
+def _flat_meta_schema() -> dict[str, Any]:
+    """The draft 2020-12 meta-schema as one schema: the same keywords, about five times faster to check.
+
+    The official meta-schema is an ``allOf`` of seven vocabulary meta-schemas that point back at it
+    with ``$dynamicRef: "#meta"``, and resolving that dynamic scope at every subschema is most of the
+    cost of checking a schema. Validated from the official meta-schema, ``#meta`` always lands on its
+    root, so the vocabularies' ``properties`` and ``$defs`` merge into one schema (no name is in two
+    of them) whose ``$ref: "#"`` means the same. When that ever stops being true, the official
+    meta-schema is used as it is.
+    """
+    official = Draft202012Validator.META_SCHEMA
+    parts = [SPECIFICATIONS.contents(urljoin(official["$id"], entry["$ref"])) for entry in official["allOf"]]
+    flat: dict[str, Any] = {"type": ["object", "boolean"], "properties": {}, "$defs": {}}
+    for part in [*parts, official]:
+        for keyword in ("properties", "$defs"):
+            for name, sub in part.get(keyword, {}).items():
+                if name in flat[keyword]:
+                    return dict(official)
+                flat[keyword][name] = sub
+    known = {"$schema", "$id", "$vocabulary", "$dynamicAnchor", "$comment", "title", "type", "allOf"}
+    if any(set(part) - known - {"properties", "$defs"} for part in [*parts, official]):
+        return dict(official)
+    flat = copy.deepcopy(flat)
+    stack: list[Any] = [flat]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("$dynamicRef") == "#meta":
+                del node["$dynamicRef"]
+                node["$ref"] = "#"
+            ref = node.get("$ref")
+            if isinstance(ref, str) and "#/$defs/" in ref:
+                node["$ref"] = "#/$defs/" + ref.split("#/$defs/", 1)[1]  # "meta/core#/$defs/x": now local
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return flat
+
+
+_META: Final = Draft202012Validator(_flat_meta_schema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def _make_nullable(out: dict[str, Any]) -> dict[str, Any]:

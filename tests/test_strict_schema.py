@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from nodes.errors import FieldIssue, UnsupportedSchema
 from nodes.strict_schema import (
@@ -1140,17 +1142,25 @@ def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     )
 
 
+PLAIN = st.recursive(SCALARS, extend, max_leaves=6)
+# Recursion through the root, kept finite by the array around it.
+ROOT_RECURSION = st.just({"type": "array", "items": {"$ref": "#"}, "maxItems": 2})
+
+
+@functools.cache
+def roots(container: str, names: tuple[str, ...]) -> st.SearchStrategy[Schema]:
+    """Root objects whose leaves may refer to the definitions ``names`` (built once per set of names)."""
+    leaves = SCALARS
+    if names:
+        leaves = st.one_of(SCALARS, st.sampled_from(names).map(lambda n: {"$ref": f"#/{container}/{n}"}))
+    return objects(st.recursive(st.one_of(leaves, ROOT_RECURSION), extend, max_leaves=10))
+
+
 @st.composite
 def original_schemas(draw: st.DrawFn) -> Schema:
     container = draw(st.sampled_from(["$defs", "definitions"]))
-    plain = st.recursive(SCALARS, extend, max_leaves=6)
-    defs = draw(st.dictionaries(st.sampled_from(["D0", "D1"]), plain, max_size=2))
-    leaves = SCALARS
-    if defs:
-        leaves = st.one_of(SCALARS, st.sampled_from(sorted(defs)).map(lambda n: {"$ref": f"#/{container}/{n}"}))
-    # Recursion through the root, kept finite by the array around it.
-    leaves = st.one_of(leaves, st.just({"type": "array", "items": {"$ref": "#"}, "maxItems": 2}))
-    root = draw(objects(st.recursive(leaves, extend, max_leaves=10)))
+    defs = draw(st.dictionaries(st.sampled_from(["D0", "D1"]), PLAIN, max_size=2))
+    root = draw(roots(container, tuple(sorted(defs))))
     if defs:
         root[container] = defs
     return root
@@ -1225,9 +1235,9 @@ PROPERTY_SETTINGS = settings(
 
 
 @PROPERTY_SETTINGS
-@given(schema_and_instance())
-def test_property_strict_schema_shape(case: tuple[Schema, Schema, Any]) -> None:
-    original, strict, _ = case
+@given(original_schemas())
+def test_property_strict_schema_shape(original: Schema) -> None:
+    strict = to_strict(original)
     Draft202012Validator.check_schema(strict)
     found = list(strict_objects(strict))
     assert found, "the root at least is an object"
@@ -1247,6 +1257,50 @@ def test_property_restored_output_validates_against_original(case: tuple[Schema,
     errors = [e.message for e in Draft202012Validator(original).iter_errors(restored)]
     assert not errors, (restored, errors)
     assert instance == before
+
+
+KEYWORDS = [
+    "type", "properties", "items", "required", "enum", "const", "minimum", "maxLength", "pattern", "format",
+    "$ref", "$defs", "definitions", "anyOf", "oneOf", "allOf", "not", "if", "then", "additionalProperties",
+    "dependencies", "dependentRequired", "dependentSchemas", "prefixItems", "contains", "minContains",
+    "$id", "$anchor", "$dynamicRef", "$dynamicAnchor", "$vocabulary", "$recursiveRef", "unevaluatedProperties",
+    "propertyNames", "contentSchema", "deprecated", "examples", "multipleOf", "uniqueItems", "x-note",
+]  # fmt: skip
+META_VALUES = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(-2, 2), st.floats(-2, 2),
+        st.sampled_from(["string", "object", "array", "null", "(", "[a-z]+", "#", "#/$defs/a", "a", "date", ""]),
+    ),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from([*KEYWORDS, "a", "b"]), children, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+META_DOCUMENTS = st.one_of(
+    st.dictionaries(st.sampled_from(KEYWORDS), META_VALUES, max_size=5),  # mostly invalid
+    original_schemas(),  # valid
+    st.tuples(original_schemas(), st.sampled_from(KEYWORDS), META_VALUES).map(lambda c: {**c[0], c[1]: c[2]}),
+)
+
+
+@PROPERTY_SETTINGS
+@given(META_DOCUMENTS)
+def test_property_meta_schema_check_agrees_with_jsonschema(document: Schema) -> None:
+    try:
+        Draft202012Validator.check_schema(document)
+        official = None
+    except SchemaError as err:
+        official = (("schema", *err.absolute_path), f"this is not valid JSON Schema: {err.message}")
+    try:
+        check_user_schema(document)
+        ours = None
+    except UnsupportedSchema as exc:
+        ours = (exc.errors[0].loc, exc.errors[0].msg)
+    if official is None:
+        assert ours is None or not ours[1].startswith("this is not valid JSON Schema"), ours
+    else:
+        assert ours == official
 
 
 @PROPERTY_SETTINGS
