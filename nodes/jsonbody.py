@@ -15,6 +15,8 @@ The refusals, each naming the place (``metadata.a[0].b``) in ``detail`` and in `
 * ``InvalidRequest`` (422): nesting deeper than ``max_depth``, an integer over
   :data:`MAX_INT_DIGITS` digits, a number too large to represent.
 
+:func:`find_unsafe` is the same walk for a value parsed elsewhere (a model's reply, say).
+
 The cost is one ``json.loads`` and one iterative walk over the parsed value. The slower paths
 (re-reading to locate an over-long integer or a nesting too deep for ``json.loads`` itself) run
 only for bodies that are refused anyway.
@@ -30,7 +32,7 @@ from typing import Any, Final
 
 from nodes.errors import FieldIssue, InvalidRequest, MalformedRequest, ProblemError
 
-__all__ = ["MAX_INT_DIGITS", "parse_json_object"]
+__all__ = ["MAX_INT_DIGITS", "find_unsafe", "parse_json_object"]
 
 Loc = tuple[str | int, ...]
 
@@ -82,7 +84,7 @@ def parse_json_object(raw: bytes, *, max_depth: int = 64) -> dict[str, Any]:
         raise _not_json((), data.literal)
     if not isinstance(data, dict):
         raise MalformedRequest(f"the request body must be a JSON object, not {type(data).__name__}")
-    problem = _check(data, max_depth)
+    problem = find_unsafe(data, max_depth=max_depth)
     if problem is not None:
         raise problem
     return data
@@ -104,10 +106,21 @@ def _bounded_int(literal: str) -> int | _LongInt:
     return int(literal)
 
 
-def _check(data: dict[str, Any], max_depth: int) -> ProblemError | None:
-    """The first thing wrong with ``data``, in document order, found without recursion."""
+def find_unsafe(value: Any, *, max_depth: int = 64) -> ProblemError | None:
+    """The problem (not raised) at the first place in a parsed JSON value that breaks the rules above.
+
+    In document order, found without recursion; ``None`` when ``value`` is safe. For values parsed
+    elsewhere (a model's reply): a ``NaN`` that ``json.loads`` accepted is reported as not JSON.
+    """
+    if isinstance(value, dict):
+        children: Iterator[tuple[Any, Any]] = iter(value.items())
+    elif isinstance(value, list):
+        children = enumerate(value)
+    else:  # a bare scalar: checked as the one item of a list, reported at the top
+        problem = find_unsafe([value], max_depth=max_depth + 1)
+        return None if problem is None else _problem(type(problem), (), problem.errors[0].msg)
     # One frame per open container: its remaining (key, child) pairs, and its own key in its parent.
-    stack: list[tuple[Iterator[tuple[Any, Any]], str | int]] = [(iter(data.items()), "")]
+    stack: list[tuple[Iterator[tuple[Any, Any]], str | int]] = [(children, "")]
     while stack:
         items = stack[-1][0]
         for key, child in items:
@@ -127,7 +140,7 @@ def _check(data: dict[str, Any], max_depth: int) -> ProblemError | None:
                     return _long_int(_loc(stack, key))
             elif kind is float:
                 if not math.isfinite(child):
-                    return _overflow(_loc(stack, key))
+                    return _overflow(_loc(stack, key)) if child == child else _not_json(_loc(stack, key), "NaN")
             elif kind is _NotJson:
                 return _not_json(_loc(stack, key), child.literal)
             elif kind is _LongInt:
@@ -201,7 +214,7 @@ def _too_deep(loc: Loc, max_depth: int) -> ProblemError:
     return _problem(
         InvalidRequest,
         loc,
-        f"nested more than {max_depth} levels deep; a request may nest objects and arrays at most "
+        f"nested more than {max_depth} levels deep; objects and arrays may nest at most "
         f"{max_depth} levels, so flatten this value or send it as a string",
     )
 

@@ -9,10 +9,10 @@ import pytest
 
 from nodes import protocol
 from nodes.errors import InvalidRequest, MalformedRequest, ProblemError
-from nodes.jsonbody import MAX_INT_DIGITS, parse_json_object
+from nodes.jsonbody import MAX_INT_DIGITS, find_unsafe, parse_json_object
 
 DEEP = (
-    "nested more than 64 levels deep; a request may nest objects and arrays at most 64 levels, so flatten this "
+    "nested more than 64 levels deep; objects and arrays may nest at most 64 levels, so flatten this "
     "value or send it as a string"
 )
 LONG_INT = "this integer has more than 4,300 digits; send a shorter number, or the digits as a string"
@@ -129,7 +129,9 @@ def test_nesting_limit_is_a_parameter() -> None:
     problem = refusal(b'{"a": {"b": {"c": 1}}}', max_depth=2)
     assert type(problem) is InvalidRequest
     assert problem.errors[0].loc == ("a", "b")
-    assert problem.detail.startswith("a.b: nested more than 2 levels deep; a request may nest objects and arrays at")
+    assert problem.detail.startswith(
+        "a.b: nested more than 2 levels deep; objects and arrays may nest at most 2 levels"
+    )
 
 
 def test_text_scan_reads_escaped_keys_and_strings_with_brackets() -> None:
@@ -205,3 +207,34 @@ def test_a_surrogate_key_on_the_path_of_a_deeper_problem_is_shown_escaped() -> N
 def test_the_first_problem_in_document_order_is_reported() -> None:
     raw = b'{"metadata": {"a": [1, {"b": NaN}], "c": "\\ud800"}, "n": ' + b"9" * 5000 + b"}"
     assert_refused(refusal(raw), MalformedRequest, ("metadata", "a", 1, "b"), not_json("NaN"))
+
+
+# --- values parsed elsewhere ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "loc", "msg"),
+    [
+        ({"a": [1, float("nan")]}, MalformedRequest, ("a", 1), not_json("NaN")),
+        ([{"x": float("-inf")}], InvalidRequest, (0, "x"), OVERFLOW),
+        ({"k": 10**MAX_INT_DIGITS}, InvalidRequest, ("k",), LONG_INT),
+        (["ok", "\udc00"], MalformedRequest, (1,), surrogate("\\udc00")),
+        (float("nan"), MalformedRequest, (), not_json("NaN")),
+        ("\ud800", MalformedRequest, (), surrogate("\\ud800")),
+    ],
+    ids=["nan-float", "infinity-float", "long-int", "list-root", "bare-nan", "bare-string"],
+)
+def test_find_unsafe_checks_values_parsed_elsewhere(
+    value: Any, kind: type[ProblemError], loc: tuple[str | int, ...], msg: str
+) -> None:
+    problem = find_unsafe(value)
+    assert problem is not None
+    assert_refused(problem, kind, loc, msg)
+
+
+def test_find_unsafe_passes_safe_values_and_counts_depth_from_the_top() -> None:
+    assert find_unsafe({"a": [1, 2.5, "é", None, True, {"b": []}]}) is None
+    assert find_unsafe("text") is None and find_unsafe(3) is None
+    assert find_unsafe(json.loads(nested(64))) is None
+    problem = find_unsafe(json.loads(nested(65)))
+    assert problem is not None and problem.errors[0].loc == (0,) * 64
