@@ -45,11 +45,18 @@ def is_public(address: str) -> bool:
 
 def parse_callback_url(url: str) -> tuple[str, int]:
     """Check the URL's shape; return its host and port."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed "[" around an IPv6 address, say
+        raise _refuse(f"is not a valid URL ({exc})") from exc
     if parts.scheme not in ("http", "https"):
         raise _refuse("must be an http:// or https:// URL")
     if not parts.hostname:
         raise _refuse("has no host")
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError as exc:
+        raise _refuse("has an invalid host name: each part between dots must have 1 to 63 characters") from exc
     if parts.username or parts.password:
         raise _refuse("must not carry a user name or password; put secrets in the path or query")
     try:
