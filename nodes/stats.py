@@ -55,10 +55,12 @@ def parse_period(since: str | None, until: str | None, *, now: datetime | None =
             return default
         match = _DURATION.match(value.strip())
         if match:
-            amount, unit = int(match.group(1)), match.group(2)
-            return (
-                now - {"m": timedelta(minutes=amount), "h": timedelta(hours=amount), "d": timedelta(days=amount)}[unit]
-            )
+            unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+            try:
+                return now - timedelta(**{unit: int(match.group(1))})
+            except (OverflowError, ValueError) as exc:  # before year 1, or more digits than an int takes
+                message = "is further back than dates go; use a shorter duration such as 30d"
+                raise InvalidRequest(f"{name}: {message}", errors=[FieldIssue(("query", name), message)]) from exc
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError as exc:

@@ -114,6 +114,14 @@ def test_parse_period() -> None:
         parse_period("1h", "2h", now=now)
 
 
+@pytest.mark.parametrize("since", ["99999999999999999999d", "999999999h", "9" * 5000 + "m"])
+def test_parse_period_refuses_durations_beyond_the_calendar(since: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse_period(since, None, now=datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
+    assert info.value.detail == "since: is further back than dates go; use a shorter duration such as 30d"
+    assert [issue.loc for issue in info.value.errors] == [("query", "since")]
+
+
 def test_recommendation_words() -> None:
     assert recommendation("classify", "nano", 500, 0.97) == (
         "classify on nano agrees with mini on 97% of 500 audited runs: keep"
