@@ -19,7 +19,8 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from nodes.catalog import Node
-from nodes.errors import MalformedRequest
+from nodes.errors import ProblemError
+from nodes.jsonbody import parse_json_object
 from nodes.submit import Submissions
 
 CLI_KEY_NAME = "cli"
@@ -52,12 +53,12 @@ class Tally:
             self.succeeded += 1
 
 
-def parse_line(line_number: int, line: str) -> Any:
-    """One input line as JSON, or a problem object saying what is wrong with it."""
+def parse_line(line_number: int, line: str) -> dict[str, Any] | ProblemError:
+    """One input line as a JSON object, or a problem saying what is wrong with it and on which line."""
     try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        return MalformedRequest(f"line {line_number} is not valid JSON ({exc.msg} at column {exc.colno})")
+        return parse_json_object(line.encode("utf-8", "surrogatepass"))
+    except ProblemError as exc:
+        return type(exc)(f"line {line_number}: {exc.detail}", errors=exc.errors)
 
 
 async def run_file(
@@ -83,7 +84,7 @@ async def run_file(
         nonlocal next_to_write
         async with limit:
             item = parse_line(number, line)
-            if isinstance(item, MalformedRequest):
+            if isinstance(item, ProblemError):
                 answer = item.to_problem()
             else:
                 answer = (await submissions.item(node, item, defaults, key_name=CLI_KEY_NAME)).body

@@ -8,13 +8,12 @@ run, a queued job, a batch, or is replayed for an ``Idempotency-Key``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
-from nodes.errors import FieldIssue, InvalidRequest, MalformedRequest
+from nodes.errors import FieldIssue, InvalidRequest
 from nodes.tiers import TierName
 
 TierChoice = Literal["auto", "nano", "mini", "full"]
@@ -98,20 +97,6 @@ def summarise(issues: list[FieldIssue]) -> str:
     place = ".".join(str(part) for part in first.loc) or "body"
     more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
     return f"{place}: {first.msg}{more}"
-
-
-def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """Decode a request body that must be a JSON object, or raise ``MalformedRequest``."""
-    if not raw.strip():
-        raise MalformedRequest("the request body is empty; send a JSON object")
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise MalformedRequest(f"the request body is not valid JSON{where}; send a JSON object") from exc
-    if not isinstance(data, dict):
-        raise MalformedRequest(f"the request body must be a JSON object, not {type(data).__name__}")
-    return data
 
 
 def validate_request(model: type[RequestT], data: dict[str, Any]) -> RequestT:

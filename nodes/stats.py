@@ -50,16 +50,22 @@ def parse_period(since: str | None, until: str | None, *, now: datetime | None =
             return default
         match = _DURATION.match(value.strip())
         if match:
-            amount, unit = int(match.group(1)), match.group(2)
-            return (
-                now - {"m": timedelta(minutes=amount), "h": timedelta(hours=amount), "d": timedelta(days=amount)}[unit]
-            )
+            unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+            try:
+                return now - timedelta(**{unit: int(match.group(1))})
+            except (OverflowError, ValueError) as exc:  # before year 1, or more digits than an int takes
+                message = "is further back than dates go; use a shorter duration such as 30d"
+                raise InvalidRequest(f"{name}: {message}", errors=[FieldIssue(("query", name), message)]) from exc
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError as exc:
             message = "must be an ISO 8601 time (2026-11-21T09:00:00Z) or a duration ago such as 30m, 24h or 7d"
             raise InvalidRequest(f"{name}: {message}", errors=[FieldIssue(("query", name), message)]) from exc
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        try:
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except OverflowError as exc:  # 0001-01-01T00:00+14:00 is still year 0 in UTC
+            message = "is outside the dates that can be compared; use a time between the years 1 and 9999 in UTC"
+            raise InvalidRequest(f"{name}: {message}", errors=[FieldIssue(("query", name), message)]) from exc
 
     period = Period(read("since", since, now - DEFAULT_PERIOD), read("until", until, now))
     if period.since >= period.until:

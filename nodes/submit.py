@@ -23,7 +23,8 @@ from nodes.cost import usd_text
 from nodes.errors import InvalidRequest, NotFound, ProblemError
 from nodes.idempotency import IdempotencyStore
 from nodes.jobs import JobQueue
-from nodes.protocol import BatchRequest, NodeRequest, Reply, parse_json_object, validate_request
+from nodes.jsonbody import parse_json_object
+from nodes.protocol import BatchRequest, NodeRequest, Reply, validate_request
 from nodes.record import RunRecord
 from nodes.runlog import new_run_id, write_run
 from nodes.runner import Runner

@@ -15,8 +15,11 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from nodes.jsonbody import find_unsafe
+
 _CODE_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(?P<body>.*?)\n?\s*```\s*$", re.DOTALL)
 MAX_REPORTED_ERRORS = 10
+UNUSABLE = "nested too deeply, or an integer too long; send a flatter JSON object with ordinary numbers"
 
 
 @dataclass(frozen=True)
@@ -69,4 +72,11 @@ def check_reply(content: str | None, schema: Mapping[str, Any]) -> Checked:
         value = parse_json(content)
     except json.JSONDecodeError as exc:
         return Checked(None, [f"the reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"])
+    except (RecursionError, ValueError):  # deeper than json.loads can go; an integer over Python's digit limit
+        return Checked(None, [f"the reply is not usable JSON: {UNUSABLE}"])
+    # NaN, lone surrogates, deep nesting: JSON that validation would recurse on or the answer could not carry.
+    unsafe = find_unsafe(value)
+    if unsafe is not None:
+        [issue] = unsafe.errors
+        return Checked(None, [f"{json_path(issue.loc)}: {issue.msg}"])
     return Checked(value, schema_errors(value, schema))

@@ -119,6 +119,9 @@ def test_delivery_gives_up_after_the_deadline(
         ("ftp://files.example/hook", "must be an http:// or https:// URL"),
         ("http://user:pw@203.0.113.9/hook", "must not carry a user name or password"),
         ("not a url", "must be an http:// or https:// URL"),
+        ("http://[::1/hook", "is not a valid URL (Invalid port: ':1')"),
+        ("http://" + "a" * 64 + ".example/hook", "could not be resolved; check the host name"),
+        ("http://a..example/hook", "could not be resolved; check the host name"),
     ],
 )
 def test_unsafe_callback_urls_are_refused(service: Service, sandbox: Sandbox, url: str, fragment: str) -> None:

@@ -12,15 +12,8 @@ from scripted import ScriptedProvider, fail, reply
 from nodes.app import Tierwise
 from nodes.batchfile import CLI_KEY_NAME, Tally, parse_line, run_file
 from nodes.catalog import NODES
-from nodes.errors import MalformedRequest, RateLimited
+from nodes.errors import InvalidRequest, MalformedRequest, RateLimited
 from nodes.settings import Settings
-
-
-def test_a_broken_line_becomes_a_problem_naming_it() -> None:
-    problem = parse_line(7, "{nope")
-    assert isinstance(problem, MalformedRequest)
-    assert problem.detail == "line 7 is not valid JSON (Expecting property name enclosed in double quotes at column 2)"
-    assert parse_line(1, '{"input": "x"}') == {"input": "x"}
 
 
 def test_the_tally_counts_answers_cost_and_upstream_429s() -> None:
@@ -55,3 +48,19 @@ async def test_lines_are_answered_in_input_order_and_stored_under_the_cli(tmp_pa
     assert written[1]["status"] == 400
     assert (tally.items, tally.succeeded, tally.failed, tally.upstream_rate_limited) == (4, 3, 1, 1)
     assert rows == [{"api_key_name": CLI_KEY_NAME}] * 3
+
+
+def test_batch_lines_are_read_like_request_bodies() -> None:
+    assert parse_line(3, '{"input": "x"}') == {"input": "x"}
+    broken = parse_line(4, "{broken")
+    assert isinstance(broken, MalformedRequest)
+    assert broken.detail == "line 4: the request body is not valid JSON at line 1 column 2; send a JSON object"
+    listed = parse_line(5, "[1]")
+    assert isinstance(listed, MalformedRequest)
+    assert listed.detail == "line 5: the request body must be a JSON object, not list"
+    nan = parse_line(6, '{"metadata": {"x": NaN}}')
+    assert isinstance(nan, MalformedRequest) and nan.detail.startswith("line 6: metadata.x: NaN is not valid JSON")
+    assert [issue.loc for issue in nan.errors] == [("metadata", "x")]
+    deep = parse_line(7, '{"input": ' + "[" * 5000 + "]" * 5000 + "}")
+    assert isinstance(deep, InvalidRequest) and deep.status == 422
+    assert deep.detail.startswith("line 7: input[0][0]") and "nested more than 64 levels deep" in deep.detail

@@ -285,7 +285,9 @@ def test_batch_command_writes_answers_in_input_order(
     assert code == 1  # one line failed
     answers = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(answers) == 61
-    assert answers[10]["status"] == 400 and answers[10]["detail"].startswith("line 11 is not valid JSON")
+    assert answers[10]["status"] == 400 and answers[10]["detail"].startswith(
+        "line 11: the request body is not valid JSON"
+    )
     labels = [a["output"]["label"] for a in answers if "output" in a]
     expected = ["billing" if n % 3 else "bug" for n in range(60)]
     assert labels == expected

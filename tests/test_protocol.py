@@ -1,11 +1,11 @@
-"""The protocol's shared request fields, batches, body parsing and the reply value."""
+"""The protocol's shared request fields, batches and the reply value."""
 
 from __future__ import annotations
 
 import pytest
 
-from nodes.errors import InvalidRequest, MalformedRequest
-from nodes.protocol import BatchRequest, NodeRequest, Reply, parse_json_object, summarise, validate_request
+from nodes.errors import InvalidRequest
+from nodes.protocol import BatchRequest, NodeRequest, Reply, summarise, validate_request
 
 
 def test_unknown_fields_are_refused_by_name() -> None:
@@ -34,20 +34,6 @@ def test_a_batch_needs_items_and_takes_defaults() -> None:
     assert batch.items == [{"input": "a"}] and batch.defaults == {"labels": ["x"]}
     with pytest.raises(InvalidRequest, match="items: List should have at least 1 item"):
         validate_request(BatchRequest, {"items": []})
-
-
-@pytest.mark.parametrize(
-    ("raw", "detail"),
-    [
-        (b"", "the request body is empty; send a JSON object"),
-        (b"{", "the request body is not valid JSON at line 1 column 2; send a JSON object"),
-        (b"[1]", "the request body must be a JSON object, not list"),
-    ],
-)
-def test_bodies_must_be_json_objects(raw: bytes, detail: str) -> None:
-    with pytest.raises(MalformedRequest) as refused:
-        parse_json_object(raw)
-    assert refused.value.detail == detail
 
 
 def test_summaries_and_replies() -> None:

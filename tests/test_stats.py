@@ -107,6 +107,25 @@ def test_parse_period() -> None:
         parse_period("1h", "2h", now=now)
 
 
+@pytest.mark.parametrize("since", ["99999999999999999999d", "999999999h", "9" * 5000 + "m"])
+def test_parse_period_refuses_durations_beyond_the_calendar(since: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse_period(since, None, now=datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
+    assert info.value.detail == "since: is further back than dates go; use a shorter duration such as 30d"
+    assert [issue.loc for issue in info.value.errors] == [("query", "since")]
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "name"),
+    [("0001-01-01T00:00:00+14:00", None, "since"), ("1d", "9999-12-31T23:59:59-14:00", "until")],
+)
+def test_parse_period_refuses_times_that_leave_the_calendar_in_utc(since: str, until: str | None, name: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse_period(since, until, now=datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
+    assert info.value.detail.startswith(f"{name}: is outside the dates that can be compared")
+    assert [issue.loc for issue in info.value.errors] == [("query", name)]
+
+
 def test_recommendation_words() -> None:
     assert recommendation("classify", "nano", 500, 0.97) == (
         "classify on nano agrees with mini on 97% of 500 audited runs: keep"

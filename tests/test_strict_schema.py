@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from nodes.errors import FieldIssue, UnsupportedSchema
 from nodes.strict_schema import (
@@ -18,6 +20,7 @@ from nodes.strict_schema import (
 )
 
 Schema = dict[str, Any]
+Loc = tuple[str | int, ...]
 
 
 def obj(props: dict[str, Any], required: list[str] | None = None, **extra: Any) -> Schema:
@@ -711,6 +714,161 @@ def test_all_limit_problems_are_collected() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# to_strict: recursion through $ref
+# ---------------------------------------------------------------------------------------------
+
+LOOP = (
+    "without passing through an object's properties or an array's items, so it never describes a value; "
+    "recursive schemas are supported only through properties or items, so remove the loop"
+)
+ENDLESS = (
+    "properties (and arrays with minItems) recurse through $ref at every level, so a value would have to be "
+    "infinitely deep; make a recursive property optional or nullable, or let the array be empty"
+)
+
+
+def using_a(defs: dict[str, Any], **extra: Any) -> Schema:
+    """A root whose required property ``a`` is ``#/$defs/a``, with these definitions."""
+    return obj({"a": {"$ref": "#/$defs/a"}}, ["a"], **{"$defs": defs}, **extra)
+
+
+@pytest.mark.parametrize(
+    ("defs", "loc", "chain"),
+    [
+        ({"a": {"$ref": "#/$defs/a"}}, ("$defs", "a", "$ref"), "#/$defs/a → #/$defs/a"),
+        (
+            {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}},
+            ("$defs", "b", "$ref"),
+            "#/$defs/a → #/$defs/b → #/$defs/a",
+        ),
+        (
+            {"a": {"anyOf": [{"$ref": "#/$defs/a"}, STRING]}},
+            ("$defs", "a", "anyOf", 0, "$ref"),
+            "#/$defs/a → #/$defs/a",
+        ),
+        (
+            {"a": {"oneOf": [{"type": "null"}, {"anyOf": [{"$ref": "#/$defs/b"}]}]}, "b": {"$ref": "#/$defs/a"}},
+            ("$defs", "b", "$ref"),
+            "#/$defs/a → #/$defs/b → #/$defs/a",
+        ),
+    ],
+    ids=["self", "a-b-a", "through-anyOf", "through-oneOf-and-anyOf"],
+)
+def test_ref_loops_that_describe_nothing_are_rejected(defs: dict[str, Any], loc: Loc, chain: str) -> None:
+    (issue,) = problems(using_a(defs))
+    assert issue.loc == ("schema", *loc)
+    assert issue.msg == f"this $ref leads back to #/$defs/a ({chain}) {LOOP}"
+
+
+def test_every_ref_loop_is_reported_once_and_long_loops_are_shortened() -> None:
+    ring = {f"d{i}": {"$ref": f"#/$defs/d{i + 1}"} for i in range(30)}
+    ring["d30"] = {"$ref": "#/$defs/d0"}
+    defs = {"a": {"$ref": "#/$defs/d0"}, "x": {"$ref": "#/$defs/x"}, **ring}
+    errors = problems(using_a(defs))
+    assert [e.loc for e in errors] == [("schema", "$defs", "d30", "$ref"), ("schema", "$defs", "x", "$ref")]
+    assert errors[0].msg == (
+        f"this $ref leads back to #/$defs/d0 (#/$defs/d0 → #/$defs/d1 → #/$defs/d2 → … 27 more … → "
+        f"#/$defs/d30 → #/$defs/d0) {LOOP}"
+    )
+
+
+def test_ref_loop_detail_names_the_place() -> None:
+    with pytest.raises(UnsupportedSchema) as info:
+        to_strict(using_a({"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}))
+    assert info.value.status == 422
+    assert info.value.detail.endswith("(at schema.$defs.b.$ref).")
+    assert "recursive schemas are supported only through properties or items" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    "defs",
+    [
+        {"a": obj({"next": {"$ref": "#/$defs/a"}, "v": STRING}, ["v"])},  # next is optional
+        {"a": obj({"next": {"anyOf": [{"$ref": "#/$defs/a"}, {"type": "null"}]}}, ["next"])},
+        {"a": {"type": "array", "items": {"$ref": "#/$defs/a"}}},  # may be empty
+        {"a": {"type": "array", "items": {"$ref": "#/$defs/a"}, "minItems": 0}},
+        {"a": obj({"kids": {"type": "array", "items": {"$ref": "#/$defs/a"}, "minItems": 1}})},
+        {"a": {"anyOf": [obj({"next": {"$ref": "#/$defs/a"}}, ["next"]), STRING]}},  # a string ends it
+        {"a": obj({"b": {"$ref": "#/$defs/b"}}, ["b"]), "b": obj({"a": {"$ref": "#/$defs/a"}, "v": STRING}, ["v"])},
+    ],
+    ids=["optional", "nullable", "array", "minItems-0", "optional-kids", "anyOf-way-out", "mutual-optional"],
+)
+def test_recursion_that_a_value_can_end_is_accepted(defs: dict[str, Any]) -> None:
+    strict = to_strict(using_a(defs))
+    assert set(strict["$defs"]) == set(defs)
+
+
+@pytest.mark.parametrize(
+    ("schema", "loc", "what"),
+    [
+        (using_a({"a": obj({"next": {"$ref": "#/$defs/a"}}, ["next"])}), ("$defs", "a"), "definition"),
+        (
+            using_a({"a": {"type": "array", "items": {"$ref": "#/$defs/a"}, "minItems": 1}}),
+            ("$defs", "a"),
+            "definition",
+        ),
+        (
+            using_a({"a": obj({"kids": {"type": "array", "items": {"$ref": "#/$defs/a"}, "minItems": 1}}, ["kids"])}),
+            ("$defs", "a"),
+            "definition",
+        ),
+        (obj({"again": {"$ref": "#"}, "v": STRING}, ["again", "v"]), (), "schema"),
+        (
+            obj({"again": {"type": "array", "items": {"$ref": "#"}, "minItems": 2}}, ["again"]),
+            (),
+            "schema",
+        ),
+    ],
+    ids=["required-property", "array-minItems", "required-kids", "root-required", "root-array-minItems"],
+)
+def test_recursion_no_finite_value_ends_is_rejected(schema: Schema, loc: Loc, what: str) -> None:
+    (issue,) = problems(schema)
+    assert issue.loc == ("schema", *loc)
+    assert issue.msg == f"no finite value satisfies this {what}: its required {ENDLESS}"
+
+
+def test_endless_recursion_is_reported_for_each_definition_it_traps() -> None:
+    # a needs b, b needs b: neither has a finite value; the root's failure follows from them.
+    schema = using_a({"a": obj({"b": {"$ref": "#/$defs/b"}}, ["b"]), "b": obj({"b": {"$ref": "#/$defs/b"}}, ["b"])})
+    assert [e.loc for e in problems(schema)] == [("schema", "$defs", "a"), ("schema", "$defs", "b")]
+
+
+def test_long_ref_chains_are_rejected_without_recursion() -> None:
+    # The root, the property and 3,000 definitions that only point at the next, then the string.
+    chain = {f"d{i}": {"$ref": f"#/$defs/d{i + 1}"} for i in range(3_000)}
+    chain["d3000"] = STRING
+    (issue,) = problems(obj({"a": {"$ref": "#/$defs/d0"}}, ["a"], **{"$defs": chain}))
+    assert issue.loc == ("schema", "properties", "a", "$ref")
+    assert issue.msg == (
+        "with its definitions filled in, this $ref nests schemas 3003 levels deep; at most 64 are supported, "
+        "so flatten the definitions (or point $ref at the final one)"
+    )
+
+
+def test_ref_chain_depth_counts_arrays_and_stops_at_the_limit() -> None:
+    def arrays(count: int) -> Schema:
+        chain: dict[str, Any] = {
+            f"d{i}": {"type": "array", "items": {"$ref": f"#/$defs/d{i + 1}"}} for i in range(count)
+        }
+        chain[f"d{count}"] = STRING
+        return obj({"a": {"$ref": "#/$defs/d0"}}, ["a"], **{"$defs": chain})
+
+    to_strict(arrays(30))  # root + a + 30 × (array + its items ref) + the string = 63 levels
+    (issue,) = problems(arrays(31))
+    assert issue.loc == ("schema", "properties", "a", "$ref") and "65 levels deep" in issue.msg
+    (issue,) = problems(arrays(500))  # heights are measured without recursion
+    assert "1003 levels deep" in issue.msg
+
+
+def test_object_depth_through_a_long_chain_of_definitions() -> None:
+    chain: dict[str, Any] = {f"d{i}": obj({"x": {"$ref": f"#/$defs/d{i + 1}"}}, ["x"]) for i in range(600)}
+    chain["d600"] = STRING
+    errors = problems(obj({"a": {"$ref": "#/$defs/d0"}}, ["a"], **{"$defs": chain}))
+    assert ("schema", "properties", "a", "$ref") in [e.loc for e in errors]
+    assert any("nests objects" in e.msg for e in errors)
+
+
+# ---------------------------------------------------------------------------------------------
 # check_user_schema
 # ---------------------------------------------------------------------------------------------
 
@@ -771,6 +929,27 @@ def test_check_user_schema_accepts_and_uses_loc() -> None:
     check_user_schema(obj({}))
     (issue,) = check_problems({"type": 5}, loc=("body", "schema"))
     assert issue.loc == ("body", "schema", "type")
+
+
+@pytest.mark.parametrize(
+    ("value", "literal"), [(float("nan"), "NaN"), (float("inf"), "Infinity"), (float("-inf"), "-Infinity")]
+)
+def test_check_user_schema_refuses_non_finite_numbers(value: float, literal: str) -> None:
+    schema = obj({"a": {"type": "number", "minimum": 0}, "b": {"type": "array", "items": STRING, "enum": [[1, value]]}})
+    (issue,) = check_problems(schema)
+    assert issue.loc == ("schema", "properties", "b", "enum", 0, 1)
+    assert issue.msg == f"{literal} is not a finite number; JSON Schema takes finite numbers only, so use one"
+    (issue,) = check_problems(obj({"a": {"type": "number", "minimum": value}}))
+    assert issue.loc == ("schema", "properties", "a", "minimum")
+
+
+def test_check_user_schema_refuses_lone_surrogates() -> None:
+    (issue,) = check_problems(obj({"a": {"type": "string", "description": "bad \ud800 text"}}))
+    assert issue.loc == ("schema", "properties", "a", "description")
+    assert issue.msg == "this string contains a lone UTF-16 surrogate, which is not valid Unicode; fix the text"
+    (issue,) = check_problems(obj({"a\udfff": STRING}))
+    assert issue.loc == ("schema", "properties")
+    assert issue.msg == ('the key "a\\udfff" contains a lone UTF-16 surrogate, which is not valid Unicode; rename it')
 
 
 def test_check_user_schema_guards_deep_nesting() -> None:
@@ -963,17 +1142,25 @@ def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     )
 
 
+PLAIN = st.recursive(SCALARS, extend, max_leaves=6)
+# Recursion through the root, kept finite by the array around it.
+ROOT_RECURSION = st.just({"type": "array", "items": {"$ref": "#"}, "maxItems": 2})
+
+
+@functools.cache
+def roots(container: str, names: tuple[str, ...]) -> st.SearchStrategy[Schema]:
+    """Root objects whose leaves may refer to the definitions ``names`` (built once per set of names)."""
+    leaves = SCALARS
+    if names:
+        leaves = st.one_of(SCALARS, st.sampled_from(names).map(lambda n: {"$ref": f"#/{container}/{n}"}))
+    return objects(st.recursive(st.one_of(leaves, ROOT_RECURSION), extend, max_leaves=10))
+
+
 @st.composite
 def original_schemas(draw: st.DrawFn) -> Schema:
     container = draw(st.sampled_from(["$defs", "definitions"]))
-    plain = st.recursive(SCALARS, extend, max_leaves=6)
-    defs = draw(st.dictionaries(st.sampled_from(["D0", "D1"]), plain, max_size=2))
-    leaves = SCALARS
-    if defs:
-        leaves = st.one_of(SCALARS, st.sampled_from(sorted(defs)).map(lambda n: {"$ref": f"#/{container}/{n}"}))
-    # Recursion through the root, kept finite by the array around it.
-    leaves = st.one_of(leaves, st.just({"type": "array", "items": {"$ref": "#"}, "maxItems": 2}))
-    root = draw(objects(st.recursive(leaves, extend, max_leaves=10)))
+    defs = draw(st.dictionaries(st.sampled_from(["D0", "D1"]), PLAIN, max_size=2))
+    root = draw(roots(container, tuple(sorted(defs))))
     if defs:
         root[container] = defs
     return root
@@ -1048,9 +1235,9 @@ PROPERTY_SETTINGS = settings(
 
 
 @PROPERTY_SETTINGS
-@given(schema_and_instance())
-def test_property_strict_schema_shape(case: tuple[Schema, Schema, Any]) -> None:
-    original, strict, _ = case
+@given(original_schemas())
+def test_property_strict_schema_shape(original: Schema) -> None:
+    strict = to_strict(original)
     Draft202012Validator.check_schema(strict)
     found = list(strict_objects(strict))
     assert found, "the root at least is an object"
@@ -1070,6 +1257,50 @@ def test_property_restored_output_validates_against_original(case: tuple[Schema,
     errors = [e.message for e in Draft202012Validator(original).iter_errors(restored)]
     assert not errors, (restored, errors)
     assert instance == before
+
+
+KEYWORDS = [
+    "type", "properties", "items", "required", "enum", "const", "minimum", "maxLength", "pattern", "format",
+    "$ref", "$defs", "definitions", "anyOf", "oneOf", "allOf", "not", "if", "then", "additionalProperties",
+    "dependencies", "dependentRequired", "dependentSchemas", "prefixItems", "contains", "minContains",
+    "$id", "$anchor", "$dynamicRef", "$dynamicAnchor", "$vocabulary", "$recursiveRef", "unevaluatedProperties",
+    "propertyNames", "contentSchema", "deprecated", "examples", "multipleOf", "uniqueItems", "x-note",
+]  # fmt: skip
+META_VALUES = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(-2, 2), st.floats(-2, 2),
+        st.sampled_from(["string", "object", "array", "null", "(", "[a-z]+", "#", "#/$defs/a", "a", "date", ""]),
+    ),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from([*KEYWORDS, "a", "b"]), children, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+META_DOCUMENTS = st.one_of(
+    st.dictionaries(st.sampled_from(KEYWORDS), META_VALUES, max_size=5),  # mostly invalid
+    original_schemas(),  # valid
+    st.tuples(original_schemas(), st.sampled_from(KEYWORDS), META_VALUES).map(lambda c: {**c[0], c[1]: c[2]}),
+)
+
+
+@PROPERTY_SETTINGS
+@given(META_DOCUMENTS)
+def test_property_meta_schema_check_agrees_with_jsonschema(document: Schema) -> None:
+    try:
+        Draft202012Validator.check_schema(document)
+        official = None
+    except SchemaError as err:
+        official = (("schema", *err.absolute_path), f"this is not valid JSON Schema: {err.message}")
+    try:
+        check_user_schema(document)
+        ours = None
+    except UnsupportedSchema as exc:
+        ours = (exc.errors[0].loc, exc.errors[0].msg)
+    if official is None:
+        assert ours is None or not ours[1].startswith("this is not valid JSON Schema"), ours
+    else:
+        assert ours == official
 
 
 @PROPERTY_SETTINGS

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from nodes.validate import check_reply, parse_json
+from nodes.validate import UNUSABLE, check_reply, parse_json
+
+TOO_DEEP = (
+    "nested more than 64 levels deep; objects and arrays may nest at most 64 levels, so flatten this "
+    "value or send it as a string"
+)
+TOO_LARGE = "this number is too large to represent (beyond ±1.8e308); send a smaller number, or the digits as a string"
+SURROGATE = (
+    "this string contains a lone UTF-16 surrogate (\\ud800), which is not valid Unicode; send valid UTF-8 text, "
+    "with characters outside the Basic Multilingual Plane as a complete surrogate pair"
+)
 
 
 @pytest.mark.parametrize(
@@ -20,6 +30,13 @@ from nodes.validate import check_reply, parse_json
             "{a: 1}",
             ["the reply is not valid JSON (Expecting property name enclosed in double quotes at line 1 column 2)"],
         ),
+        # Replies that used to escape as a 500: each is an invalid output, repaired or escalated.
+        ('{"a": ' + "[" * 5000 + "]" * 5000 + "}", [f"the reply is not usable JSON: {UNUSABLE}"]),
+        ('{"a": ' + "9" * 5000 + "}", [f"the reply is not usable JSON: {UNUSABLE}"]),
+        ('{"a": 1, "b": ' + "[" * 100 + "]" * 100 + "}", ["$.b" + "[0]" * 63 + ": " + TOO_DEEP]),
+        ('{"a": NaN}', ["$.a: NaN is not valid JSON; send a number, null or a string instead"]),
+        ('{"a": 1, "b": [1e999]}', [f"$.b[0]: {TOO_LARGE}"]),
+        ('{"a": 1, "b": "\\ud800"}', [f"$.b: {SURROGATE}"]),
     ],
 )
 def test_check_reply(content: str | None, errors: list[str]) -> None:

@@ -17,7 +17,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import JsonValue
 
-from nodes.protocol import NodeRequest, parse_json_object, validate_request
+from nodes.jsonbody import parse_json_object
+from nodes.protocol import NodeRequest, validate_request
 from nodes.strict_schema import restore_optional, to_strict
 from nodes.tiers import TierName
 

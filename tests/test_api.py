@@ -393,6 +393,107 @@ def test_body_over_the_limit_is_413(
     assert sandbox.requests() == []
 
 
+# --- hostile bodies: refused with the place, never a 500 or a 502 ----------------------------------------
+
+
+def deep_arrays(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def deep_schema(levels: int) -> str:
+    return '{"type": "array", "items": ' * levels + '{"type": "string"}' + "}" * levels
+
+
+def loop_schema(defs: dict[str, Any]) -> str:
+    schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/a"}}, "required": ["a"], "$defs": defs}
+    return json.dumps({"input": "x", "schema": schema})
+
+
+NINES = "9" * 5000
+HOSTILE = [
+    ("deep-metadata", "classify", f'{{"input": "x", "labels": ["a"], "metadata": {{"a": {deep_arrays(10_000)}}}}}',
+     422, "invalid-request", ["metadata", "a", 0], "metadata.a[0][0]", "nested more than 64 levels deep"),
+    ("deep-input", "classify", f'{{"input": {deep_arrays(10_000)}, "labels": ["a"]}}',
+     422, "invalid-request", ["input", 0], "input[0][0]", "nested more than 64 levels deep"),
+    ("deep-schema", "extract", f'{{"input": "x", "schema": {{"type": "object", "properties": {{"a": '
+     f"{deep_schema(10_000)}}}}}}}",
+     422, "invalid-request", ["schema", "properties", "a", "items"], "schema.properties.a.items.items",
+     "nested more than 64 levels deep"),
+    ("long-int-metadata", "classify", f'{{"input": "x", "labels": ["a"], "metadata": {{"n": {NINES}}}}}',
+     422, "invalid-request", ["metadata", "n"], "metadata.n: ", "more than 4,300 digits"),
+    ("long-int-input", "classify", f'{{"input": {{"total": [1, {NINES}]}}, "labels": ["a"]}}',
+     422, "invalid-request", ["input", "total", 1], "input.total[1]: ", "more than 4,300 digits"),
+    ("long-int-field", "classify", f'{{"input": "x", "labels": ["a"], "min_confidence": {NINES}}}',
+     422, "invalid-request", ["min_confidence"], "min_confidence: ", "more than 4,300 digits"),
+    ("long-int-schema", "extract", f'{{"input": "x", "schema": {{"type": "object", "properties": {{"a": '
+     f'{{"type": "integer", "maximum": {NINES}}}}}}}}}',
+     422, "invalid-request", ["schema", "properties", "a", "maximum"], "schema.properties.a.maximum: ",
+     "more than 4,300 digits"),
+    ("nan-metadata", "classify", '{"input": "x", "labels": ["a"], "metadata": {"score": NaN}}',
+     400, "malformed-request", ["metadata", "score"], "metadata.score: ", "NaN is not valid JSON"),
+    ("infinity-metadata", "classify", '{"input": "x", "labels": ["a"], "metadata": {"v": [Infinity]}}',
+     400, "malformed-request", ["metadata", "v", 0], "metadata.v[0]: ", "Infinity is not valid JSON"),
+    ("minus-infinity-metadata", "classify", '{"input": "x", "labels": ["a"], "metadata": {"v": -Infinity}}',
+     400, "malformed-request", ["metadata", "v"], "metadata.v: ", "-Infinity is not valid JSON"),
+    ("surrogate-metadata", "classify", '{"input": "x", "labels": ["a"], "metadata": {"s": "\\ud800"}}',
+     400, "malformed-request", ["metadata", "s"], "metadata.s: ", "lone UTF-16 surrogate (\\ud800)"),
+    ("surrogate-input", "classify", '{"input": "refund \\ud800 please", "labels": ["a"]}',
+     400, "malformed-request", ["input"], "input: ", "lone UTF-16 surrogate (\\ud800)"),
+    ("surrogate-label", "classify", '{"input": "x", "labels": ["billing", "bug\\ud800"]}',
+     400, "malformed-request", ["labels", 1], "labels[1]: ", "lone UTF-16 surrogate (\\ud800)"),
+    ("nan-schema-minimum", "extract", '{"input": "x", "schema": {"type": "object", "properties": '
+     '{"a": {"type": "number", "minimum": NaN}}}}',
+     400, "malformed-request", ["schema", "properties", "a", "minimum"], "schema.properties.a.minimum: ",
+     "NaN is not valid JSON"),
+    ("ref-loop", "extract", loop_schema({"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}),
+     422, "unsupported-schema", ["schema", "$defs", "b", "$ref"], "(at schema.$defs.b.$ref)",
+     "#/$defs/a → #/$defs/b → #/$defs/a"),
+    ("ref-self", "extract", loop_schema({"a": {"$ref": "#/$defs/a"}}),
+     422, "unsupported-schema", ["schema", "$defs", "a", "$ref"], "(at schema.$defs.a.$ref)",
+     "#/$defs/a → #/$defs/a"),
+    ("ref-loop-anyof", "extract", loop_schema({"a": {"anyOf": [{"$ref": "#/$defs/a"}, {"type": "string"}]}}),
+     422, "unsupported-schema", ["schema", "$defs", "a", "anyOf", 0, "$ref"], "(at schema.$defs.a.anyOf[0].$ref)",
+     "recursive schemas are supported only through properties or items"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("node", "content", "status", "slug", "loc", "place", "fragment"),
+    [case[1:] for case in HOSTILE],
+    ids=[case[0] for case in HOSTILE],
+)
+def test_hostile_bodies_are_refused_with_the_place(
+    service: Service,
+    sandbox: Sandbox,
+    node: str,
+    content: str,
+    status: int,
+    slug: str,
+    loc: list[Any],
+    place: str,
+    fragment: str,
+) -> None:
+    response = service.http.post(
+        f"/v1/nodes/{node}", content=content.encode(), headers={"content-type": "application/json"}
+    )
+    body = assert_problem(response, status, slug)
+    assert place in body["detail"] and fragment in body["detail"], body["detail"]
+    assert any(error["loc"][: len(loc)] == loc for error in body["errors"]), body["errors"]
+    assert sandbox.requests() == []
+    assert service.http.get("/healthz").json()["status"] == "ok"
+
+
+def test_hostile_batch_item_is_refused_with_its_place(service: Service, sandbox: Sandbox) -> None:
+    content = b'{"items": [{"input": "ok"}, {"input": "\\udfff"}], "defaults": {"labels": ["a"]}}'
+    response = service.http.post(
+        "/v1/nodes/classify/batch", content=content, headers={"content-type": "application/json"}
+    )
+    body = assert_problem(response, 400, "malformed-request")
+    assert body["detail"].startswith("items[1].input: this string contains a lone UTF-16 surrogate (\\udfff)")
+    assert body["errors"][0]["loc"] == ["items", 1, "input"]
+    assert sandbox.requests() == []
+
+
 MIDDLE = {
     "input": "word " * 500,
     "labels": ["billing", "bug"],
