@@ -75,6 +75,20 @@ def sandbox(sandbox_server: Sandbox) -> Sandbox:
     return sandbox_server
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the code-quality gates at once when they are part of the run, so they overlap the tests.
+
+    Under pytest-xdist the workers already share the cores, and a gate started in a worker that does not
+    run its test would never be waited for, so there the gates start when their tests run.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    if any(item.path.name == "test_quality.py" for item in session.items):
+        from test_quality import start_gates
+
+        start_gates()
+
+
 @cache
 def postgres_missing() -> str | None:
     """Why the local PostgreSQL server cannot be used, or None when it can."""

@@ -16,11 +16,15 @@ from nodes.urlguard import is_public
 CLASSIFY = {"input": "Billing problem: charged twice", "labels": ["billing", "bug"], "metadata": {"row": 3}}
 
 
-def wait_status(service: Service, run_id: str, status: str, timeout_s: float = 10.0) -> dict[str, Any]:
+def wait_status(
+    service: Service, run_id: str, status: str, delivery: str | None = None, timeout_s: float = 10.0
+) -> dict[str, Any]:
+    """Poll the run until it has ``status`` (and, if given, its first delivery has ``delivery``)."""
     deadline = time.monotonic() + timeout_s
     while True:
         body: dict[str, Any] = service.http.get(f"/v1/runs/{run_id}").json()
-        if body.get("status") == status:
+        deliveries = body.get("callback", {}).get("deliveries") or [{}]
+        if body.get("status") == status and (delivery is None or deliveries[0].get("status") == delivery):
             return body
         assert time.monotonic() < deadline, body
         time.sleep(0.02)
@@ -45,7 +49,7 @@ def test_callback_gets_the_answer_once_with_a_delivery_id(async_service: Service
     assert delivery["headers"]["x-tierwise-delivery-attempt"] == "1"
     assert delivery["headers"]["content-type"] == "application/json"
 
-    status = wait_status(async_service, run_id, "succeeded")
+    status = wait_status(async_service, run_id, "succeeded", delivery="delivered")
     assert status["result"] == body
     [record] = status["callback"]["deliveries"]
     assert record["delivery_id"] == delivery["headers"]["x-tierwise-delivery-id"]
@@ -70,7 +74,8 @@ def test_failed_deliveries_are_retried_with_the_same_delivery_id(async_service: 
     assert len({d["headers"]["x-tierwise-delivery-id"] for d in deliveries}) == 1
     assert [d["headers"]["x-tierwise-delivery-attempt"] for d in deliveries] == ["1", "2", "3", "4"]
     assert len({d["body"] for d in deliveries}) == 1
-    status = wait_status(async_service, run_id, "succeeded")
+    # The receiver has answered the fourth delivery; the service records it a moment later.
+    status = wait_status(async_service, run_id, "succeeded", delivery="delivered")
     [record] = status["callback"]["deliveries"]
     assert (record["status"], record["attempts"]) == ("delivered", 4)
 

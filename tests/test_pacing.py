@@ -639,6 +639,7 @@ def run_batch(service: Service) -> list[dict[str, Any]]:
     return results
 
 
+@pytest.mark.slow
 def test_known_limit_is_respected(
     start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings], sandbox: Sandbox
 ) -> None:
@@ -657,6 +658,7 @@ def test_known_limit_is_respected(
     assert stats["rate_limited"] <= ITEMS // 10
 
 
+@pytest.mark.slow
 def test_unknown_limit_is_learned_from_the_headers(service: Service, sandbox: Sandbox) -> None:
     sandbox.configure(rate_limit_rpm=1200)
     results = run_batch(service)
