@@ -125,7 +125,11 @@ def simulator_process(config: dict[str, Any]) -> Iterator[str]:
 
 
 def service_env(upstream: str, folder: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERWISE_") and k != "OPENAI_API_KEY"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TIERWISE_") and k not in ("OPENAI_API_KEY", "DATABASE_URL")
+    }
     env.update(
         TIERWISE_DB=str(Path(folder) / "bench.db"),
         TIERWISE_API_KEYS=KEY,
@@ -137,8 +141,8 @@ def service_env(upstream: str, folder: str, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def service_process(upstream: str, **extra: str) -> Iterator[str]:
-    """``tierwise serve`` in its own process against ``upstream``; yields its base URL."""
+def service_process(upstream: str, *args: str, **extra: str) -> Iterator[str]:
+    """``tierwise serve ARGS`` in its own process against ``upstream``; yields its base URL."""
     with tempfile.TemporaryDirectory() as folder:
-        with tierwise_process(["serve"], "/healthz", env=service_env(upstream, folder, **extra)) as url:
+        with tierwise_process(["serve", *args], "/healthz", env=service_env(upstream, folder, **extra)) as url:
             yield url

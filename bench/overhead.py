@@ -1,12 +1,23 @@
-"""Service overhead under load: 200 concurrent clients, upstream latency 280 ms, beside direct calls.
+"""Service overhead under load: concurrent clients, upstream latency 280 ms, beside direct calls.
 
-Three processes on loopback: the sandbox upstream (280 ms per reply), ``tierwise serve`` pointed at it,
-and this load generator. Round A sends classify requests through the service; round B sends the same
-chat-completions request straight to the upstream. Rounds alternate (A B A B) so both see the same
-machine. Overhead per request is measured two ways: client-side (total latency minus the upstream
-latency the service reports in ``attempts``) and server-side (``X-Tierwise-Overhead-Ms``).
+Processes on loopback: the sandbox upstream (280 ms per reply), one Tierwise deployment per path, and
+this load generator. Paths:
 
-    python bench/overhead.py [--clients 200] [--requests 3000] [--rounds 2]
+* ``direct``: the same structured-output chat completion sent straight to the upstream;
+* ``sqlite``: ``tierwise serve`` on SQLite (one process);
+* ``postgres``: ``tierwise serve`` on PostgreSQL (one process);
+* ``workers2``: ``tierwise serve --workers 2`` on PostgreSQL (two processes on one port).
+
+Every deployment is started before the first round and warmed up; rounds then visit the paths in turn
+(A B C D A B C D ...) so all see the same machine. Overhead per request is measured client side (total
+latency minus the upstream time the service reports in ``attempts``; for ``direct``, minus the
+configured latency) and server side (``X-Tierwise-Overhead-Ms``). CPU per request is the CPU time of
+the processes serving the path (all of them, for ``workers2``) over the round, divided by its requests.
+
+    python bench/overhead.py [--clients 200] [--requests 3000] [--rounds 2] [--paths direct,sqlite,...]
+
+PostgreSQL paths use ``TIERWISE_BENCH_DATABASE_URL`` (default: the local server's ``test`` database),
+each in a fresh schema that is dropped afterwards.
 """
 
 from __future__ import annotations
@@ -14,10 +25,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import re
+import subprocess
 import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import aiohttp
+import psycopg
 from _harness import KEY, machine, sandbox_process, service_process, summary
 
 LABELS = ["billing", "bug", "feature_request", "account", "other"]
@@ -28,9 +46,44 @@ SCHEMA = {
     "required": ["label", "confidence"],
     "additionalProperties": False,
 }
+POSTGRES = os.environ.get("TIERWISE_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PATHS = ("direct", "sqlite", "postgres", "workers2")
+
+Send = Callable[[], Awaitable[tuple[bool, float, float | None]]]
 
 
-async def load(send: Any, clients: int, total: int) -> tuple[list[float], list[float], list[float], float, int]:
+def serving_pids(url: str) -> list[int]:
+    """The processes listening on the port of ``url`` (a uvicorn supervisor and its workers share it)."""
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    return sorted({int(pid) for pid in re.findall(r"pid=(\d+)", out)})
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of ``pids`` so far."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema in the benchmark's PostgreSQL database; yields a ``DATABASE_URL`` that uses it."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        separator = "&" if "?" in POSTGRES else "?"
+        yield f"{POSTGRES}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+async def load(send: Send, clients: int, total: int) -> tuple[list[float], list[float], list[float], float, int]:
     """Run ``total`` requests from ``clients`` concurrent workers; latencies in ms and requests/s."""
     totals: list[float] = []
     client_overhead: list[float] = []
@@ -83,37 +136,64 @@ async def direct(http: aiohttp.ClientSession, upstream: str, latency_ms: float) 
         return response.status == 200, latency_ms, None
 
 
+async def measure(args: argparse.Namespace, targets: dict[str, tuple[Send, list[int]]]) -> dict[str, Any]:
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+    for name, (send, _) in targets.items():  # warm-up: connections, caches, the first requests' imports
+        await load(send, args.clients, args.clients * 2)
+    for _ in range(args.rounds):
+        for name, (send, pids) in targets.items():
+            cpu_before = cpu_seconds(pids) if pids else 0.0
+            totals, client_oh, server_oh, rps, errors = await load(send, args.clients, args.requests)
+            cpu = (cpu_seconds(pids) - cpu_before) if pids else None
+            results[name].append(
+                {
+                    "total_ms": summary(totals),
+                    "overhead_ms_client_side": summary(client_oh),
+                    "overhead_ms_server_header": summary(server_oh) if server_oh else None,
+                    "requests_per_s": round(rps, 1),
+                    "cpu_ms_per_request": round(cpu / args.requests * 1000, 3) if cpu is not None else None,
+                    "errors": errors,
+                }
+            )
+    return results
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency-ms", type=float, default=280)
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of: {', '.join(PATHS)}")
     args = parser.parse_args()
-    results: dict[str, list[dict[str, Any]]] = {"service": [], "direct": []}
+    paths = [path for path in args.paths.split(",") if path]
+    unknown = sorted(set(paths) - set(PATHS))
+    if unknown:
+        parser.error(f"unknown paths: {', '.join(unknown)}")
     # The upstream advertises (and enforces) a limit far above this load, so pacing never holds a call back.
     upstream_config = {"latency_ms": args.latency_ms, "log_requests": False, "rate_limit_rpm": 10_000_000}
-    with sandbox_process(upstream_config) as upstream:
-        with service_process(upstream, TIERWISE_BATCH_CONCURRENCY="64") as base:
-            connector = aiohttp.TCPConnector(limit=args.clients)
-            async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
-                await load(lambda: through_service(http, base), args.clients, args.clients)  # warm-up
-                await load(lambda: direct(http, upstream, args.latency_ms), args.clients, args.clients)
-                for _ in range(args.rounds):
-                    for name, send in (
-                        ("service", lambda: through_service(http, base)),
-                        ("direct", lambda: direct(http, upstream, args.latency_ms)),
-                    ):
-                        totals, client_oh, server_oh, rps, errors = await load(send, args.clients, args.requests)
-                        results[name].append(
-                            {
-                                "total_ms": summary(totals),
-                                "overhead_ms_client_side": summary(client_oh),
-                                "overhead_ms_server_header": summary(server_oh) if server_oh else None,
-                                "requests_per_s": round(rps, 1),
-                                "errors": errors,
-                            }
-                        )
+    with ExitStack() as stack:
+        upstream = stack.enter_context(sandbox_process(upstream_config))
+        connector = aiohttp.TCPConnector(limit=args.clients * len(paths))
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
+            targets: dict[str, tuple[Send, list[int]]] = {}
+            for path in paths:
+                if path == "direct":
+                    targets[path] = (lambda: direct(http, upstream, args.latency_ms), serving_pids(upstream))
+                    continue
+                extra: dict[str, str] = {"TIERWISE_BATCH_CONCURRENCY": "64"}
+                serve_args: list[str] = []
+                if path in ("postgres", "workers2"):
+                    extra["DATABASE_URL"] = stack.enter_context(postgres_schema())
+                if path == "workers2":
+                    serve_args = ["--workers", "2"]
+                base = stack.enter_context(service_process(upstream, *serve_args, **extra))
+
+                def send(base: str = base) -> Awaitable[tuple[bool, float, float | None]]:
+                    return through_service(http, base)
+
+                targets[path] = (send, serving_pids(base))
+            results = await measure(args, targets)
     print(json.dumps({"machine": machine(), "args": vars(args), "results": results}, indent=2))
 
 

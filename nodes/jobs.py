@@ -147,7 +147,11 @@ class JobQueue:
 
 
 class JobWorkers:
-    """The job workers of one service process."""
+    """Runs this process's share of the queue: one loop claims jobs while a slot is free, each runs as a task.
+
+    At most ``TIERWISE_JOB_WORKERS`` jobs run at once. When the queue is empty the loop sleeps until a
+    job is added in this process or a second passes (another instance may have added one).
+    """
 
     def __init__(self, settings: Settings, store: Store, queue: JobQueue, runner: Runner, outbox: Outbox) -> None:
         self.settings = settings
@@ -155,48 +159,56 @@ class JobWorkers:
         self.queue = queue
         self.runner = runner
         self.outbox = outbox
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self._running: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Take back what a dead process left behind (SQLite), then start the workers."""
+        """Take back what a dead process left behind (SQLite), then start claiming."""
         if not self.store.shared:
             recovered = await self.queue.recover()
             if recovered:
                 logger.warning("requeued %d asynchronous run(s) left unfinished by a previous process", recovered)
-        self._stopping = False
-        self._tasks = [
-            asyncio.create_task(self._loop(), name=f"tierwise-job-worker-{n}") for n in range(self.settings.job_workers)
-        ]
+        self._loop_task = asyncio.create_task(self._loop(), name="tierwise-job-claimer")
 
     async def stop(self) -> None:
-        """Stop the workers; a run cut short stays queued in storage for the next start (or another instance)."""
-        self._stopping = True
-        self.queue.wake()
-        for task in self._tasks:
+        """Stop claiming and cancel running jobs; they stay in storage for the next start (or another instance)."""
+        tasks = [task for task in (self._loop_task, *self._running) if task is not None]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []
+        self._loop_task = None
+        self._running.clear()
 
     async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                job = await self.queue.claim()
-            except StorageUnavailable as exc:
-                logger.error("could not claim a job (%s); trying again in %g s", exc, STORAGE_RETRY_S)
-                await asyncio.sleep(STORAGE_RETRY_S)
+        while True:
+            job = None
+            if len(self._running) < self.settings.job_workers:
+                try:
+                    job = await self.queue.claim()
+                except StorageUnavailable as exc:
+                    logger.error("could not claim a job (%s); trying again in %g s", exc, STORAGE_RETRY_S)
+                    await asyncio.sleep(STORAGE_RETRY_S)
+                    continue
+            if job is not None:
+                task = asyncio.create_task(self._run(job), name=f"tierwise-job-{job.run_id}")
+                self._running.add(task)
+                task.add_done_callback(self._finished)
                 continue
-            if job is None:
-                self.queue.added.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.queue.added.wait(), IDLE_POLL_S)
-                continue
-            try:
-                await self.run_job(job)
-            except Exception:
-                logger.exception("asynchronous run %s failed inside the service; it will be tried again", job.run_id)
+            self.queue.added.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.queue.added.wait(), IDLE_POLL_S)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self.queue.wake()  # a slot is free
+
+    async def _run(self, job: Job) -> None:
+        try:
+            await self.run_job(job)
+        except Exception:
+            logger.exception("asynchronous run %s failed inside the service; it will be tried again", job.run_id)
 
     async def run_job(self, job: Job) -> None:
         """Run one job and queue its answer for delivery, atomically with its run record."""
