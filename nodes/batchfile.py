@@ -38,11 +38,9 @@ class Tally:
     upstream_rate_limited: int = 0
     failures: dict[int, str] = field(default_factory=dict)
 
-    def add(self, line_number: int, answer: dict[str, Any]) -> None:
-        """Count one answer."""
-        usage = answer.get("usage")
-        if isinstance(usage, dict) and usage.get("cost_usd") is not None:
-            self.cost_usd += Decimal(str(usage["cost_usd"]))
+    def add(self, line_number: int, answer: dict[str, Any], cost_usd: Decimal) -> None:
+        """Count one answer and what it cost."""
+        self.cost_usd += cost_usd
         for attempt in answer.get("attempts") or []:
             if isinstance(attempt, dict) and attempt.get("outcome") == "rate_limited":
                 self.upstream_rate_limited += 1
@@ -85,10 +83,11 @@ async def run_file(
         async with limit:
             item = parse_line(number, line)
             if isinstance(item, ProblemError):
-                answer = item.to_problem()
+                answer, cost = item.to_problem(), Decimal(0)
             else:
-                answer = (await submissions.item(node, item, defaults, key_name=CLI_KEY_NAME)).body
-        tally.add(number, answer)
+                result = await submissions.item(node, item, defaults, key_name=CLI_KEY_NAME)
+                answer, cost = result.body, result.cost_usd
+        tally.add(number, answer, cost)
         done[index] = answer
         while next_to_write in done:
             sink.write(json.dumps(done.pop(next_to_write)) + "\n")

@@ -18,9 +18,9 @@ from nodes.settings import Settings
 
 def test_the_tally_counts_answers_cost_and_upstream_429s() -> None:
     tally = Tally(items=3)
-    tally.add(1, {"usage": {"cost_usd": 0.25}, "attempts": [{"outcome": "rate_limited"}, {"outcome": "ok"}]})
-    tally.add(2, {"status": 422, "detail": "labels: must contain at least one label"})
-    tally.add(3, {"usage": {"cost_usd": 0.5}, "attempts": [{"outcome": "ok"}]})
+    tally.add(1, {"attempts": [{"outcome": "rate_limited"}, {"outcome": "ok"}]}, Decimal("0.25"))
+    tally.add(2, {"status": 422, "detail": "labels: must contain at least one label"}, Decimal(0))
+    tally.add(3, {"attempts": [{"outcome": "ok"}]}, Decimal("0.5"))
     assert (tally.succeeded, tally.failed, tally.cost_usd, tally.upstream_rate_limited) == (2, 1, Decimal("0.75"), 1)
     assert tally.failures == {2: "labels: must contain at least one label"}
 
