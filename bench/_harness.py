@@ -80,12 +80,18 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
 
 
 @contextmanager
-def server_process(command: list[str], health_path: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """``python COMMAND --port P`` in its own process; yields its root URL once ``health_path`` answers."""
+def server_process(
+    command: list[str], health_path: str, env: dict[str, str] | None = None, cwd: str | None = None
+) -> Iterator[str]:
+    """``python COMMAND --port P`` in its own process; yields its root URL once ``health_path`` answers.
+
+    With ``cwd``, the process runs there, so ``python -m nodes`` serves the checkout in that folder.
+    """
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, *command, "--port", str(port), "--log-level", "warning"],
         env=env,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -98,9 +104,11 @@ def server_process(command: list[str], health_path: str, env: dict[str, str] | N
 
 
 @contextmanager
-def tierwise_process(args: list[str], health_path: str, env: dict[str, str] | None = None) -> Iterator[str]:
+def tierwise_process(
+    args: list[str], health_path: str, env: dict[str, str] | None = None, cwd: str | None = None
+) -> Iterator[str]:
     """``python -m nodes ARGS --port P`` in its own process; yields its root URL once ``health_path`` answers."""
-    with server_process(["-m", "nodes", *args], health_path, env) as url:
+    with server_process(["-m", "nodes", *args], health_path, env, cwd) as url:
         yield url
 
 
@@ -141,8 +149,9 @@ def service_env(upstream: str, folder: str, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def service_process(upstream: str, *args: str, **extra: str) -> Iterator[str]:
-    """``tierwise serve ARGS`` in its own process against ``upstream``; yields its base URL."""
+def service_process(upstream: str, *args: str, checkout: str | None = None, **extra: str) -> Iterator[str]:
+    """``tierwise serve ARGS`` in its own process against ``upstream`` (from ``checkout``, if given); yields its URL."""
     with tempfile.TemporaryDirectory() as folder:
-        with tierwise_process(["serve", *args], "/healthz", env=service_env(upstream, folder, **extra)) as url:
+        env = service_env(upstream, folder, **extra)
+        with tierwise_process(["serve", *args], "/healthz", env=env, cwd=checkout) as url:
             yield url

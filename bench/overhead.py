@@ -15,6 +15,10 @@ configured latency) and server side (``X-Tierwise-Overhead-Ms``). CPU per reques
 the processes serving the path (all of them, for ``workers2``) over the round, divided by its requests.
 
     python bench/overhead.py [--clients 200] [--requests 3000] [--rounds 2] [--paths direct,sqlite,...]
+                             [--baseline DIR]
+
+``--baseline DIR`` adds a path ``baseline``: ``tierwise serve`` on SQLite from another checkout of the
+project (``git worktree add DIR <commit>``), to measure two versions side by side in one run.
 
 PostgreSQL paths use ``TIERWISE_BENCH_DATABASE_URL`` (default: the local server's ``test`` database),
 each in a fresh schema that is dropped afterwards.
@@ -165,11 +169,14 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency-ms", type=float, default=280)
     parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of: {', '.join(PATHS)}")
+    parser.add_argument("--baseline", metavar="DIR", help="also serve SQLite from the checkout in DIR")
     args = parser.parse_args()
     paths = [path for path in args.paths.split(",") if path]
     unknown = sorted(set(paths) - set(PATHS))
     if unknown:
         parser.error(f"unknown paths: {', '.join(unknown)}")
+    if args.baseline:
+        paths.append("baseline")
     # The upstream advertises (and enforces) a limit far above this load, so pacing never holds a call back.
     upstream_config = {"latency_ms": args.latency_ms, "log_requests": False, "rate_limit_rpm": 10_000_000}
     with ExitStack() as stack:
@@ -187,7 +194,8 @@ async def main() -> None:
                     extra["DATABASE_URL"] = stack.enter_context(postgres_schema())
                 if path == "workers2":
                     serve_args = ["--workers", "2"]
-                base = stack.enter_context(service_process(upstream, *serve_args, **extra))
+                checkout = args.baseline if path == "baseline" else None
+                base = stack.enter_context(service_process(upstream, *serve_args, checkout=checkout, **extra))
 
                 def send(base: str = base) -> Awaitable[tuple[bool, float, float | None]]:
                     return through_service(http, base)
