@@ -102,11 +102,14 @@ def judge_reply(
         rejection = check(task, reply)
         if rejection is not None:
             return rejection
-    checked = check_reply(reply.content, task.strict_schema)
+    strict, output = task.validators
+    checked = check_reply(reply.content, strict)
     if not checked.ok:
         return Rejection("invalid_output", checked.errors, repairable=True)
     value = task.finalize(checked.value)
-    problems = schema_errors(value, task.output_schema) + task.extra_checks(value)
+    # The output is checked again against the user's own schema when it differs from the strict copy sent to
+    # the model (constraints the strict subset cannot carry); a node whose schema is its own skips that.
+    problems = (schema_errors(value, output) if output is not None else []) + task.extra_checks(value)
     if problems:
         return Rejection("invalid_output", problems, repairable=True)
     for value_check in value_checks:

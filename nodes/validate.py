@@ -54,9 +54,14 @@ def _validator(schema_text: str) -> Draft202012Validator:
     return Draft202012Validator(json.loads(schema_text))
 
 
-def schema_errors(value: Any, schema: Mapping[str, Any]) -> list[str]:
-    """Every way ``value`` breaks ``schema``, as ``$.path: message`` lines, shallowest first."""
-    validator = _validator(json.dumps(schema, sort_keys=True))
+def validator_for(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """A validator for ``schema``, shared by every equal schema (a task keeps its own: ``Task.validators``)."""
+    return _validator(json.dumps(schema, sort_keys=True))
+
+
+def schema_errors(value: Any, schema: Mapping[str, Any] | Draft202012Validator) -> list[str]:
+    """Every way ``value`` breaks ``schema`` (or a validator's), as ``$.path: message`` lines, shallowest first."""
+    validator = schema if isinstance(schema, Draft202012Validator) else validator_for(schema)
     found = sorted(validator.iter_errors(value), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     messages = [f"{json_path(error.absolute_path)}: {error.message}" for error in found[:MAX_REPORTED_ERRORS]]
     if len(found) > MAX_REPORTED_ERRORS:
@@ -64,8 +69,8 @@ def schema_errors(value: Any, schema: Mapping[str, Any]) -> list[str]:
     return messages
 
 
-def check_reply(content: str | None, schema: Mapping[str, Any]) -> Checked:
-    """Parse ``content`` and validate it against ``schema``."""
+def check_reply(content: str | None, schema: Mapping[str, Any] | Draft202012Validator) -> Checked:
+    """Parse ``content`` and validate it against ``schema`` (or a validator of it)."""
     if content is None or not content.strip():
         return Checked(None, ["the reply was empty; a JSON object was expected"])
     try:

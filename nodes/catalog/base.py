@@ -13,14 +13,17 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 
+from jsonschema import Draft202012Validator
 from pydantic import JsonValue
 
 from nodes.jsonbody import parse_json_object
 from nodes.protocol import NodeRequest, validate_request
 from nodes.strict_schema import restore_optional, to_strict
 from nodes.tiers import TierName
+from nodes.validate import validator_for
 
 RequestT = TypeVar("RequestT", bound=NodeRequest)
 
@@ -50,6 +53,15 @@ class Task:
     min_confidence: float | None = None
     input_chars: int = 0
     structure_hint: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def validators(self) -> tuple[Draft202012Validator, Draft202012Validator | None]:
+        """Validators of the strict schema and of the output schema (None when they are the same schema).
+
+        Built once per task, however many replies and repairs it sees.
+        """
+        strict = validator_for(self.strict_schema)
+        return strict, None if self.output_schema is self.strict_schema else validator_for(self.output_schema)
 
 
 def fence(tag: str, text: str) -> str:
