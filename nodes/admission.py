@@ -21,7 +21,7 @@ from typing import Any
 
 from nodes.errors import Unauthorized
 from nodes.idempotency import Claim, IdempotencyStore, check_key, request_hash
-from nodes.keys import KeyRing
+from nodes.keys import Caller, KeyRing
 from nodes.protocol import Reply
 from nodes.quotas import Quotas
 
@@ -44,9 +44,9 @@ def presented_key(headers: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Admitted:
-    """A request let in: the caller's key name and, with an Idempotency-Key, the claim on it."""
+    """A request let in: who is calling and, with an Idempotency-Key, the claim on it."""
 
-    key_name: str
+    caller: Caller
     claim: Claim | None
 
 
@@ -58,16 +58,16 @@ class Admission:
         self.quotas = quotas
         self.idempotency = idempotency
 
-    async def caller(self, headers: Mapping[str, str]) -> str:
-        """The name of the key the request presents, or a 401."""
-        name = await self.keys.identify(presented_key(headers))
-        if name is None:
+    async def caller(self, headers: Mapping[str, str]) -> Caller:
+        """Who the key the request presents belongs to, or a 401."""
+        caller = await self.keys.identify(presented_key(headers))
+        if caller is None:
             raise Unauthorized("the API key is not valid; create one with 'tierwise keys create --name NAME'")
-        return name
+        return caller
 
     @asynccontextmanager
     async def admit(
-        self, key_name: str, path: str, body: dict[str, Any], idempotency_key: str | None
+        self, caller: Caller, path: str, body: dict[str, Any], idempotency_key: str | None
     ) -> AsyncIterator[Admitted | Reply]:
         """Admit one POST: yields the stored ``Reply`` to replay, or ``Admitted`` to go on with.
 
@@ -75,14 +75,14 @@ class Admission:
         """
         claim: Claim | None = None
         if idempotency_key is not None:
-            outcome = await self.idempotency.claim(key_name, check_key(idempotency_key), request_hash(path, body))
+            outcome = await self.idempotency.claim(caller.key_id, check_key(idempotency_key), request_hash(path, body))
             if isinstance(outcome, Reply):
                 yield Reply(outcome.status, outcome.body, {**outcome.headers, REPLAYED_HEADER: "true"})
                 return
             claim = outcome
         try:
-            await self.quotas.admit(key_name)
-            yield Admitted(key_name, claim)
+            await self.quotas.admit(caller)
+            yield Admitted(caller, claim)
         except BaseException:
             if claim is not None:
                 await self.idempotency.release(claim)

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from nodes.catalog import catalogue
 from nodes.dashboard import DASHBOARD_HTML
 from nodes.errors import PayloadTooLarge
+from nodes.keys import Caller
 from nodes.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from nodes.problems import PROBLEM_JSON
 from nodes.protocol import Reply
@@ -33,12 +34,12 @@ def tierwise_of(request: Request) -> Tierwise:
     return tierwise
 
 
-async def caller(request: Request) -> str:
-    """The name of the calling key (``Authorization: Bearer`` or ``X-Api-Key``), or a 401."""
+async def caller(request: Request) -> Caller:
+    """Who is calling (``Authorization: Bearer`` or ``X-Api-Key``), or a 401."""
     return await tierwise_of(request).admission.caller(request.headers)
 
 
-Caller = Annotated[str, Depends(caller)]
+KeyHolder = Annotated[Caller, Depends(caller)]
 
 
 async def read_body(request: Request, limit: int, setting: str) -> bytes:
@@ -73,7 +74,7 @@ async def healthz(request: Request) -> dict[str, Any]:
 
 
 @router.get("/v1/nodes")
-async def list_nodes(_key: Caller) -> dict[str, Any]:
+async def list_nodes(_caller: KeyHolder) -> dict[str, Any]:
     """The node catalogue: names, input and output schemas, default tiers."""
     return {"nodes": catalogue()}
 
@@ -82,13 +83,13 @@ async def list_nodes(_key: Caller) -> dict[str, Any]:
 async def run_node(node_name: str, request: Request) -> JSONResponse:
     """Run one node request, or queue it when it carries ``callback_url``."""
     received_at = time.monotonic()
-    key_name = await caller(request)  # called directly: the hot path skips the dependency solver
+    who = await caller(request)  # called directly: the hot path skips the dependency solver
     tierwise = tierwise_of(request)
     raw = await read_body(request, tierwise.settings.max_body_bytes, "TIERWISE_MAX_BODY_BYTES")
     reply = await tierwise.submissions.node(
         node_name,
         raw,
-        key_name=key_name,
+        caller=who,
         idempotency_key=request.headers.get("idempotency-key"),
         received_at=received_at,
     )
@@ -99,13 +100,13 @@ async def run_node(node_name: str, request: Request) -> JSONResponse:
 async def run_batch(node_name: str, request: Request) -> JSONResponse:
     """Run many requests to one node concurrently; answers come back in order."""
     received_at = time.monotonic()
-    key_name = await caller(request)
+    who = await caller(request)
     tierwise = tierwise_of(request)
     raw = await read_body(request, tierwise.settings.max_batch_body_bytes, "TIERWISE_MAX_BATCH_BODY_BYTES")
     reply = await tierwise.submissions.batch(
         node_name,
         raw,
-        key_name=key_name,
+        caller=who,
         idempotency_key=request.headers.get("idempotency-key"),
         received_at=received_at,
     )
@@ -113,18 +114,16 @@ async def run_batch(node_name: str, request: Request) -> JSONResponse:
 
 
 @router.get("/v1/runs/{run_id}")
-async def get_run(run_id: str, request: Request, key_name: Caller) -> dict[str, Any]:
+async def get_run(run_id: str, request: Request, who: KeyHolder) -> dict[str, Any]:
     """A run's state and, once it has finished, its answer."""
     tierwise = tierwise_of(request)
-    return await run_status(tierwise.store, tierwise.queue, tierwise.outbox, run_id, key_name=key_name)
+    return await run_status(tierwise.store, tierwise.queue, tierwise.outbox, run_id, key_id=who.key_id)
 
 
 @router.get("/v1/stats")
-async def stats(
-    request: Request, key_name: Caller, since: str | None = None, until: str | None = None
-) -> dict[str, Any]:
+async def stats(request: Request, who: KeyHolder, since: str | None = None, until: str | None = None) -> dict[str, Any]:
     """Per node and tier: runs, tier mix, escalations, validity, latency, cost, savings and audit agreement."""
-    return await tierwise_of(request).stats.report(key_name, parse_period(since, until))
+    return await tierwise_of(request).stats.report(who.key_id, parse_period(since, until))
 
 
 @router.get("/metrics")

@@ -26,7 +26,15 @@ from nodes.backoff import BackoffPolicy, backoff_delay
 from nodes.catalog import Task
 from nodes.checks import Accepted, Outcome, Rejection, Verdict, judge_reply
 from nodes.cost import Usage, cost_usd, total_usage
-from nodes.errors import RateLimited, RunDeadlineExceeded, RunFailed, UpstreamError, UpstreamTimeout
+from nodes.errors import (
+    BudgetExhausted,
+    RateLimited,
+    RunDeadlineExceeded,
+    RunFailed,
+    RunOverBudget,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from nodes.pacing import Limiters, TierLimiter
 from nodes.provider import ModelReply, ModelRequest, Provider
 from nodes.settings import Settings
@@ -106,13 +114,25 @@ class Attempt:
         return body
 
 
-class RunBudget:
-    """A run in progress: the attempts made so far, and the attempt cap and deadline they all share."""
+SpendCheck = Callable[[Decimal], Awaitable[None]]
+"""Raises ``BudgetExhausted`` when the caller's spend, with a run's cost so far, has reached its budget."""
 
-    def __init__(self, run_id: str, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
+
+class RunBudget:
+    """A run in progress: the attempts made so far, and the caps they all share (attempts, deadline, spend)."""
+
+    def __init__(
+        self,
+        run_id: str,
+        limits: Limits,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        spend_check: SpendCheck | None = None,
+    ) -> None:
         self.run_id = run_id
         self.limits = limits
         self.clock = clock
+        self.spend_check = spend_check
         self.started = clock()
         self.deadline = self.started + limits.run_timeout_s
         self.attempts: list[Attempt] = []
@@ -131,12 +151,30 @@ class RunBudget:
         """The failure to raise when the deadline has passed (or would pass)."""
         return RunDeadlineExceeded(detail, attempts=self.attempts)
 
-    def ensure_room(self) -> None:
-        """Raise unless one more call fits under the attempt cap and before the deadline."""
+    @property
+    def cost_usd(self) -> Decimal:
+        """What the run has cost so far."""
+        return sum((attempt.cost_usd for attempt in self.attempts), Decimal(0))
+
+    async def ensure_room(self) -> None:
+        """Raise unless one more call fits under the attempt cap, before the deadline and within the budget.
+
+        The budget was checked when the request was admitted, so it is checked again only from the
+        second call on.
+        """
         if len(self.attempts) >= self.limits.max_attempts:
             raise RunFailed(f"stopped after {len(self.attempts)} attempts (the cap)", attempts=self.attempts)
         if self.remaining_s <= 0:
             raise self.deadline_exceeded(f"the run passed its {self.limits.run_timeout_s:g} s cap")
+        if self.spend_check is not None and self.attempts:
+            try:
+                await self.spend_check(self.cost_usd)
+            except BudgetExhausted as exc:
+                raise RunOverBudget(
+                    f"{exc.detail}; the run stopped before its next model call",
+                    attempts=self.attempts,
+                    retry_after_s=exc.retry_after_s,
+                ) from None
 
 
 @dataclass(frozen=True)
@@ -188,9 +226,9 @@ class TierCaller:
         self.clock = clock
         self.sleep = sleep
 
-    def budget(self, run_id: str) -> RunBudget:
+    def budget(self, run_id: str, *, spend_check: SpendCheck | None = None) -> RunBudget:
         """A fresh budget for a run, on this caller's clock."""
-        return RunBudget(run_id, self.limits, self.clock)
+        return RunBudget(run_id, self.limits, self.clock, spend_check=spend_check)
 
     async def attempt(self, run: RunBudget, tier: Tier, task: Task, *, purpose: Purpose = "answer") -> TierResult:
         """Work ``task`` on ``tier`` until it is accepted or the tier is given up; raises when the run's caps end it."""
@@ -202,7 +240,7 @@ class TierCaller:
         waited_s = 0.0
         pacer = self.pacing[tier.name] if self.pacing is not None else None
         while True:
-            run.ensure_room()
+            await run.ensure_room()
             estimate = estimate_tokens(messages, self.limits.max_output_tokens)
             if pacer is not None:
                 waited_s += await self._paced(run, pacer, estimate)

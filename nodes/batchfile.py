@@ -21,9 +21,11 @@ from tqdm import tqdm
 from nodes.catalog import Node
 from nodes.errors import ProblemError
 from nodes.jsonbody import parse_json_object
+from nodes.keys import Caller
 from nodes.submit import Submissions
 
-CLI_KEY_NAME = "cli"
+CLI_CALLER = Caller(key_id="cli", name="cli")
+"""Runs of ``tierwise batch`` are filed under this identity, which no API key can have."""
 
 
 @dataclass
@@ -85,7 +87,7 @@ async def run_file(
             if isinstance(item, ProblemError):
                 answer, cost = item.to_problem(), Decimal(0)
             else:
-                result = await submissions.item(node, item, defaults, key_name=CLI_KEY_NAME)
+                result = await submissions.item(node, item, defaults, caller=CLI_CALLER)
                 answer, cost = result.body, result.cost_usd
         tally.add(number, answer, cost)
         done[index] = answer

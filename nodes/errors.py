@@ -15,7 +15,9 @@ The tree::
     │   ├── TooManyRequests          429  the caller's per-minute request limit is exhausted
     │   │   └── BudgetExhausted      429  the caller's daily budget in USD is spent
     │   ├── RunFailed                502  every allowed tier failed (carries every attempt and the cost)
-    │   │   └── RunDeadlineExceeded  504  the run's wall-time cap passed
+    │   │   ├── RunDeadlineExceeded  504  the run's wall-time cap passed
+    │   │   ├── RunOverBudget        429  the key's daily budget ran out during the run
+    │   │   └── RunBroken            500  a fault of the service ended the run (its spend is still recorded)
     │   ├── ServiceUnavailable       503  storage cannot be used right now; always with Retry-After
     │   └── InternalError            500  a bug: logged, never anything the client sent
     ├── UpstreamError                one failed model call (internal: the run retries or escalates)
@@ -218,6 +220,34 @@ class RunDeadlineExceeded(RunFailed):
     status = 504
     slug = "run-deadline-exceeded"
     title = "Run deadline exceeded"
+    names_attempts = False
+
+
+class RunOverBudget(RunFailed):
+    """The key's daily budget ran out while the run was going on; the run stopped before its next model call."""
+
+    status = 429
+    slug = "budget-exhausted"
+    title = "Daily budget exhausted"
+    names_attempts = False
+
+    def __init__(self, detail: str, *, attempts: Sequence[Attempt] = (), retry_after_s: float) -> None:
+        super().__init__(detail, attempts=attempts)
+        seconds = max(1, int(retry_after_s + 0.999))
+        self.headers["Retry-After"] = str(seconds)
+        self.retry_after_s = seconds
+
+    def extra_members(self) -> dict[str, Any]:
+        """Say which limit stopped the run and when to come back."""
+        return {"limit": "daily_budget_usd", "retry_after_s": self.retry_after_s}
+
+
+class RunBroken(RunFailed):
+    """A fault of the service ended the run; what it had spent is still recorded."""
+
+    status = 500
+    slug = "internal-error"
+    title = "Internal error"
     names_attempts = False
 
 

@@ -31,7 +31,7 @@ PURGE_EVERY_S = 3600.0
 class Claim:
     """The right to run a request under an idempotency key; ``finish`` stores its answer."""
 
-    key_name: str
+    key_id: str
     key: str
     request_hash: str
 
@@ -67,7 +67,7 @@ class IdempotencyStore:
         async with self.store.transaction() as tx:
             return await tx.execute("DELETE FROM idempotency WHERE state = 'done' AND started_at < ?", (cutoff,))
 
-    async def _try(self, key_name: str, key: str, fingerprint: str) -> Claim | Reply | None:
+    async def _try(self, key_id: str, key: str, fingerprint: str) -> Claim | Reply | None:
         """Claim the key, or return its stored answer, or None while another request holds it."""
         now = time.time()
         if now >= self._next_purge:
@@ -75,16 +75,16 @@ class IdempotencyStore:
             await self.purge(now)
         async with self.store.transaction() as tx:
             inserted = await tx.execute(
-                "INSERT INTO idempotency (key_name, idempotency_key, request_hash, state, started_at) "
-                "VALUES (?, ?, ?, 'running', ?) ON CONFLICT (key_name, idempotency_key) DO NOTHING",
-                (key_name, key, fingerprint, now),
+                "INSERT INTO idempotency (key_id, idempotency_key, request_hash, state, started_at) "
+                "VALUES (?, ?, ?, 'running', ?) ON CONFLICT (key_id, idempotency_key) DO NOTHING",
+                (key_id, key, fingerprint, now),
             )
             if inserted:
-                return Claim(key_name, key, fingerprint)
+                return Claim(key_id, key, fingerprint)
             row = await tx.fetchone(
                 "SELECT request_hash, state, status, headers, body, started_at FROM idempotency "
-                "WHERE key_name = ? AND idempotency_key = ?" + self.store.row_lock,
-                (key_name, key),
+                "WHERE key_id = ? AND idempotency_key = ?" + self.store.row_lock,
+                (key_id, key),
             )
             if row is None:  # given back between the insert and the read: try again
                 return None
@@ -97,16 +97,16 @@ class IdempotencyStore:
                 return Reply(int(row["status"]), json.loads(row["body"]), json.loads(row["headers"]))
             if row["started_at"] < now - self.stale_after_s:
                 await tx.execute(
-                    "UPDATE idempotency SET started_at = ? WHERE key_name = ? AND idempotency_key = ?",
-                    (now, key_name, key),
+                    "UPDATE idempotency SET started_at = ? WHERE key_id = ? AND idempotency_key = ?",
+                    (now, key_id, key),
                 )
-                return Claim(key_name, key, fingerprint)
+                return Claim(key_id, key, fingerprint)
             return None
 
-    async def claim(self, key_name: str, key: str, fingerprint: str) -> Claim | Reply:
+    async def claim(self, key_id: str, key: str, fingerprint: str) -> Claim | Reply:
         """Claim ``key`` for this request, or wait for the request holding it and return its answer."""
         while True:
-            outcome = await self._try(key_name, key, fingerprint)
+            outcome = await self._try(key_id, key, fingerprint)
             if outcome is not None:
                 return outcome
             await asyncio.sleep(POLL_INTERVAL_S)
@@ -116,14 +116,14 @@ class IdempotencyStore:
         """Store the answer of a claimed request, inside the caller's transaction."""
         await tx.execute(
             "UPDATE idempotency SET state = 'done', status = ?, headers = ?, body = ? "
-            "WHERE key_name = ? AND idempotency_key = ?",
-            (reply.status, json.dumps(reply.headers), json.dumps(reply.body), claim.key_name, claim.key),
+            "WHERE key_id = ? AND idempotency_key = ?",
+            (reply.status, json.dumps(reply.headers), json.dumps(reply.body), claim.key_id, claim.key),
         )
 
     async def release(self, claim: Claim) -> None:
         """Give a claim back unused (the request was refused before it ran), so the key can be reused."""
         async with self.store.transaction() as tx:
             await tx.execute(
-                "DELETE FROM idempotency WHERE key_name = ? AND idempotency_key = ? AND state = 'running'",
-                (claim.key_name, claim.key),
+                "DELETE FROM idempotency WHERE key_id = ? AND idempotency_key = ? AND state = 'running'",
+                (claim.key_id, claim.key),
             )

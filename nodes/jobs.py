@@ -46,7 +46,7 @@ class Job:
     node: str
     request: dict[str, Any]
     callback_url: str
-    api_key_name: str | None
+    key_id: str | None
     tries: int
 
 
@@ -71,13 +71,13 @@ class JobQueue:
         node: str,
         request: dict[str, Any],
         callback_url: str,
-        api_key_name: str | None,
+        key_id: str | None,
     ) -> None:
         """Add a job inside the caller's transaction."""
         await tx.execute(
-            "INSERT INTO jobs (run_id, node, request, callback_url, api_key_name, status, created_at) "
+            "INSERT INTO jobs (run_id, node, request, callback_url, key_id, status, created_at) "
             "VALUES (?, ?, ?, ?, ?, 'queued', ?)",
-            (run_id, node, json.dumps(request), callback_url, api_key_name, utc_stamp()),
+            (run_id, node, json.dumps(request), callback_url, key_id, utc_stamp()),
         )
 
     async def recover(self) -> int:
@@ -94,7 +94,7 @@ class JobQueue:
         now = time.time()
         async with self.store.transaction() as tx:
             row = await tx.fetchone(
-                "SELECT run_id, node, request, callback_url, api_key_name, tries FROM jobs "
+                "SELECT run_id, node, request, callback_url, key_id, tries FROM jobs "
                 "WHERE status = 'queued' OR (status = 'running' AND lease_until < ?) "
                 "ORDER BY created_at LIMIT 1" + self.store.claim_suffix,
                 (now,),
@@ -110,7 +110,7 @@ class JobQueue:
             node=row["node"],
             request=json.loads(row["request"]),
             callback_url=row["callback_url"],
-            api_key_name=row["api_key_name"],
+            key_id=row["key_id"],
             tries=int(row["tries"]) + 1,
         )
 
@@ -135,7 +135,7 @@ class JobQueue:
     async def status(self, run_id: str) -> Row | None:
         """A job's row, or None when no job has that run id."""
         return await self.store.fetchone(
-            "SELECT run_id, node, status, tries, created_at, finished_at, callback_url, api_key_name "
+            "SELECT run_id, node, status, tries, created_at, finished_at, callback_url, key_id "
             "FROM jobs WHERE run_id = ?",
             (run_id,),
         )
@@ -230,7 +230,7 @@ class JobWorkers:
                 task,
                 run_id=job.run_id,
                 raw=job.request,
-                api_key_name=job.api_key_name,
+                key_id=job.key_id,
                 received_at=time.monotonic(),
             )
         finally:

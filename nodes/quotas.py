@@ -6,12 +6,13 @@ Both are kept in the store, so they hold across restarts and across every instan
   ``key_requests``; a request is refused while the key already has ``rpm`` rows in the last 60 s,
   with ``Retry-After`` the time until the oldest leaves the window. The read-count-insert sequence
   holds the store's lock on the key, so two instances never admit one request too many.
-* **The daily budget** is read from the run log — every run's cost, failed attempts included, since
-  the last UTC midnight.
+* **The daily budget** is checked against ``key_spend``, the key's spend since the last UTC midnight,
+  which the run log adds every run's cost to (failed attempts included) in the run's own transaction.
+  It is checked when a request is admitted, before each item of a batch, and before every model call
+  of a run after its first, so a batch or a long run stops where the budget runs out.
 
 A key's own limits (``tierwise keys create --rpm … --daily-budget-usd …``) win over the service-wide
-defaults (``TIERWISE_KEY_RPM``, ``TIERWISE_KEY_DAILY_BUDGET_USD``). A batch counts as one request;
-its items count against the budget.
+defaults (``TIERWISE_KEY_RPM``, ``TIERWISE_KEY_DAILY_BUDGET_USD``). A batch counts as one request.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from nodes.cost import usd_text
 from nodes.errors import BudgetExhausted, TooManyRequests
-from nodes.store import Store, utc_stamp
+from nodes.keys import Caller
+from nodes.store import Store, Tx
 
 WINDOW_S = 60.0
 PURGE_EVERY_S = 60.0
+PICO = Decimal(10) ** 12
 
 
 def seconds_to_utc_midnight(now: datetime) -> float:
@@ -35,8 +38,22 @@ def seconds_to_utc_midnight(now: datetime) -> float:
     return (tomorrow - now).total_seconds()
 
 
+def to_picousd(amount: Decimal) -> int:
+    """``amount`` in millionths of a millionth of a dollar, rounded up (a budget is never undercounted)."""
+    return int((amount * PICO).to_integral_value(rounding=ROUND_CEILING))
+
+
+async def add_spend(tx: Tx, key_id: str, day: str, amount: Decimal) -> None:
+    """Add ``amount`` to what ``key_id`` spent on ``day`` (``YYYY-MM-DD``), inside the caller's transaction."""
+    await tx.execute(
+        "INSERT INTO key_spend (key_id, day, cost_picousd) VALUES (?, ?, ?) "
+        "ON CONFLICT (key_id, day) DO UPDATE SET cost_picousd = key_spend.cost_picousd + excluded.cost_picousd",
+        (key_id, day, to_picousd(amount)),
+    )
+
+
 class Quotas:
-    """Checks a key's request rate and spend before a run is accepted."""
+    """Checks a key's request rate and spend."""
 
     def __init__(
         self,
@@ -53,61 +70,53 @@ class Quotas:
         self.clock = clock
         self.wall_clock = wall_clock
         self._next_purge = 0.0
-        self._limits: dict[str, tuple[int | None, Decimal | None]] = {}
 
-    async def limits_of(self, key_name: str) -> tuple[int | None, Decimal | None]:
-        """The key's request limit and daily budget (its own, else the defaults).
+    def budget_of(self, caller: Caller) -> Decimal | None:
+        """The caller's daily budget: its own, else the default."""
+        return caller.daily_budget_usd if caller.daily_budget_usd is not None else self.default_budget_usd
 
-        Read once per key and process: a key's limits are set when it is made and never change.
-        """
-        if key_name in self._limits:
-            return self._limits[key_name]
-        row = await self.store.fetchone("SELECT rpm, daily_budget_usd FROM api_keys WHERE name = ?", (key_name,))
-        rpm, budget = self.default_rpm, self.default_budget_usd
-        if row is not None:
-            if row["rpm"] is not None:
-                rpm = int(row["rpm"])
-            if row["daily_budget_usd"] is not None:
-                budget = Decimal(row["daily_budget_usd"])
-        self._limits[key_name] = (rpm, budget)
-        return rpm, budget
-
-    async def spent_today(self, key_name: str) -> Decimal:
+    async def spent_today(self, key_id: str) -> Decimal:
         """What the key's runs have cost since the last UTC midnight."""
-        midnight = self.wall_clock().replace(hour=0, minute=0, second=0, microsecond=0)
-        rows = await self.store.fetchall(
-            "SELECT cost_usd FROM runs WHERE api_key_name = ? AND created_at >= ?", (key_name, utc_stamp(midnight))
+        day = self.wall_clock().strftime("%Y-%m-%d")
+        row = await self.store.fetchone(
+            "SELECT cost_picousd FROM key_spend WHERE key_id = ? AND day = ?", (key_id, day)
         )
-        return sum((Decimal(row["cost_usd"]) for row in rows), Decimal(0))
+        return Decimal(row["cost_picousd"]) / PICO if row else Decimal(0)
 
-    async def admit(self, key_name: str) -> None:
-        """Count one request for ``key_name``, or raise 429 when it is over a limit."""
-        rpm, budget = await self.limits_of(key_name)
-        if budget is not None:
-            spent = await self.spent_today(key_name)
-            if spent >= budget:
-                raise BudgetExhausted(
-                    f"this key has spent ${usd_text(spent)} today (UTC), its daily budget is ${usd_text(budget)}; "
-                    "it resets at midnight UTC",
-                    retry_after_s=seconds_to_utc_midnight(self.wall_clock()),
-                )
+    async def ensure_budget(self, caller: Caller, *, running: Decimal = Decimal(0)) -> None:
+        """Raise 429 if the caller's spend today (plus ``running``, a run's cost so far) has reached its budget."""
+        budget = self.budget_of(caller)
+        if budget is None:
+            return
+        spent = await self.spent_today(caller.key_id) + running
+        if spent >= budget:
+            raise BudgetExhausted(
+                f"this key has spent ${usd_text(spent)} today (UTC), its daily budget is ${usd_text(budget)}; "
+                "it resets at midnight UTC",
+                retry_after_s=seconds_to_utc_midnight(self.wall_clock()),
+            )
+
+    async def admit(self, caller: Caller) -> None:
+        """Count one request for ``caller``, or raise 429 when it is over a limit."""
+        await self.ensure_budget(caller)
+        rpm = caller.rpm if caller.rpm is not None else self.default_rpm
         if rpm is not None:
-            await self._count_request(key_name, rpm)
+            await self._count_request(caller.key_id, rpm)
 
-    async def _count_request(self, key_name: str, rpm: int) -> None:
+    async def _count_request(self, key_id: str, rpm: int) -> None:
         now = self.clock()
         async with self.store.transaction() as tx:
-            await self.store.serialise(tx, f"rpm:{key_name}")
+            await self.store.serialise(tx, f"rpm:{key_id}")
             if now >= self._next_purge:
                 self._next_purge = now + PURGE_EVERY_S
                 await tx.execute("DELETE FROM key_requests WHERE at <= ?", (now - WINDOW_S,))
             window = await tx.fetchall(
-                "SELECT at FROM key_requests WHERE key_name = ? AND at > ? ORDER BY at LIMIT ?",
-                (key_name, now - WINDOW_S, rpm),
+                "SELECT at FROM key_requests WHERE key_id = ? AND at > ? ORDER BY at LIMIT ?",
+                (key_id, now - WINDOW_S, rpm),
             )
             if len(window) >= rpm:
                 raise TooManyRequests(
                     f"this key is limited to {rpm} requests per minute; wait before sending more",
                     retry_after_s=float(window[0]["at"]) + WINDOW_S - now,
                 )
-            await tx.execute("INSERT INTO key_requests (key_name, at) VALUES (?, ?)", (key_name, now))
+            await tx.execute("INSERT INTO key_requests (key_id, at) VALUES (?, ?)", (key_id, now))

@@ -41,7 +41,7 @@ class RunRecord:
 
     run_id: str
     node: str
-    api_key_name: str | None
+    key_id: str | None
     routing: Decision
     attempts: tuple[Attempt, ...]
     request: dict[str, Any]
@@ -160,4 +160,6 @@ class RunRecord:
         }
         if self.sandbox:
             headers["X-Tierwise-Sandbox"] = "true"
+        if self.failure is not None:
+            headers.update(self.failure.headers)  # a run stopped by its budget says when to come back
         return headers

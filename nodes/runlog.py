@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from nodes.cost import usd_text
+from nodes.quotas import add_spend
 from nodes.record import RunRecord
 from nodes.store import Row, Store, Tx
 
@@ -31,12 +32,12 @@ def new_run_id() -> str:
 
 
 async def write_run(tx: Tx, record: RunRecord) -> None:
-    """Store a finished run and all its attempts inside ``tx``."""
+    """Store a finished run and all its attempts inside ``tx``, and add its cost to its key's spend today."""
     usage = record.usage
     await tx.execute(
         """INSERT INTO runs (run_id, node, status, start_tier, routing_reason, final_tier, model, escalated,
            attempt_count, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_usd,
-           baseline_cost_usd, latency_ms, overhead_ms, sandbox, api_key_name, metadata, request, response,
+           baseline_cost_usd, latency_ms, overhead_ms, sandbox, key_id, metadata, request, response,
            created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (
@@ -58,7 +59,7 @@ async def write_run(tx: Tx, record: RunRecord) -> None:
             record.latency_ms,
             round(record.overhead_ms, 3),
             int(record.sandbox),
-            record.api_key_name,
+            record.key_id,
             json.dumps(record.metadata),
             json.dumps(record.request),
             json.dumps(record.body()),
@@ -89,6 +90,8 @@ async def write_run(tx: Tx, record: RunRecord) -> None:
             for seq, attempt in enumerate(record.attempts)
         ],
     )
+    if record.key_id is not None:
+        await add_spend(tx, record.key_id, record.created_at[:10], record.cost_usd)
 
 
 async def read_run(store: Store, run_id: str) -> dict[str, Any] | None:

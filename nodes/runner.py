@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nodes.attempts import TierCaller
+from nodes.attempts import SpendCheck, TierCaller
 from nodes.catalog import Node, Task
 from nodes.cost import cost_usd
-from nodes.errors import RunFailed
+from nodes.errors import RunBroken, RunFailed
 from nodes.ladder import Answer, Ladder
 from nodes.protocol import NodeRequest
 from nodes.record import RunRecord
@@ -58,11 +58,16 @@ class Runner:
         *,
         run_id: str,
         raw: dict[str, Any],
-        api_key_name: str | None,
+        key_id: str | None,
         received_at: float,
+        spend_check: SpendCheck | None = None,
     ) -> RunRecord:
-        """Run one validated request to completion; ``received_at`` (monotonic) dates the service's overhead."""
-        budget = self.caller.budget(run_id)
+        """Run one validated request to completion; ``received_at`` (monotonic) dates the service's overhead.
+
+        Every outcome is a record, so whatever the run spent is stored: a run that every tier failed, that
+        ran out of time or budget, or that a fault of the service itself broke off.
+        """
+        budget = self.caller.budget(run_id, spend_check=spend_check)
         routing = Decision(node.default_tier, "not decided")
         answer: Answer | None = None
         failure: RunFailed | None = None
@@ -80,13 +85,18 @@ class Runner:
             answer = await self.ladder.climb(self.caller, budget, task, routing.tier, request.max_tier)
         except RunFailed as exc:
             failure = exc
+        except Exception:
+            logger.exception("run %s was broken off by an unexpected error", run_id)
+            failure = RunBroken(
+                "the service hit an unexpected error during the run; it has been logged", attempts=budget.attempts
+            )
         finished = time.monotonic()
         attempts = tuple(budget.attempts)
         model_s = sum(attempt.elapsed_s + attempt.waited_s for attempt in attempts)
         return RunRecord(
             run_id=run_id,
             node=node.name,
-            api_key_name=api_key_name,
+            key_id=key_id,
             routing=routing,
             attempts=attempts,
             request=raw,

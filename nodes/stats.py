@@ -105,23 +105,23 @@ class Stats:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def report(self, key_name: str, period: Period) -> dict[str, Any]:
+    async def report(self, key_id: str, period: Period) -> dict[str, Any]:
         """The full report for one key over one period."""
         since, until = period.bounds()
         runs = await self.store.fetchall(
             "SELECT run_id, node, status, start_tier, final_tier, escalated, cost_usd, baseline_cost_usd, latency_ms "
-            "FROM runs WHERE api_key_name = ? AND created_at >= ? AND created_at < ?",
-            (key_name, since, until),
+            "FROM runs WHERE key_id = ? AND created_at >= ? AND created_at < ?",
+            (key_id, since, until),
         )
         attempts = await self.store.fetchall(
             "SELECT r.node, a.run_id, a.tier, a.outcome, a.cost_usd FROM attempts a JOIN runs r ON r.run_id = a.run_id "
-            "WHERE r.api_key_name = ? AND r.created_at >= ? AND r.created_at < ?",
-            (key_name, since, until),
+            "WHERE r.key_id = ? AND r.created_at >= ? AND r.created_at < ?",
+            (key_id, since, until),
         )
         audits = await self.store.fetchall(
             "SELECT au.node, au.tier, au.agreed, au.cost_usd FROM audits au JOIN runs r ON r.run_id = au.run_id "
-            "WHERE r.api_key_name = ? AND au.created_at >= ? AND au.created_at < ?",
-            (key_name, since, until),
+            "WHERE r.key_id = ? AND au.created_at >= ? AND au.created_at < ?",
+            (key_id, since, until),
         )
         reasons: dict[str, Counter[str]] = defaultdict(Counter)
         outcomes: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)

@@ -17,14 +17,14 @@ from nodes.outbox import Outbox
 from nodes.store import Store
 
 
-async def run_status(store: Store, queue: JobQueue, outbox: Outbox, run_id: str, *, key_name: str) -> dict[str, Any]:
-    """The state of ``run_id`` as seen by ``key_name``, or a 404."""
+async def run_status(store: Store, queue: JobQueue, outbox: Outbox, run_id: str, *, key_id: str) -> dict[str, Any]:
+    """The state of ``run_id`` as seen by the key ``key_id``, or a 404."""
     job = await queue.status(run_id)
     run = await store.fetchone(
-        "SELECT node, status, api_key_name, response, created_at FROM runs WHERE run_id = ?", (run_id,)
+        "SELECT node, status, key_id, response, created_at FROM runs WHERE run_id = ?", (run_id,)
     )
-    owner = run["api_key_name"] if run else (job["api_key_name"] if job else None)
-    if (job is None and run is None) or owner != key_name:
+    owner = run["key_id"] if run else (job["key_id"] if job else None)
+    if (job is None and run is None) or owner != key_id:
         raise NotFound(f"there is no run {run_id!r} for this key")
     if job is not None:
         status = job["status"]

@@ -24,6 +24,7 @@ from nodes.errors import InvalidRequest, NotFound, ProblemError
 from nodes.idempotency import IdempotencyStore
 from nodes.jobs import JobQueue
 from nodes.jsonbody import parse_json_object
+from nodes.keys import Caller
 from nodes.protocol import BatchRequest, NodeRequest, Reply, validate_request
 from nodes.record import RunRecord
 from nodes.runlog import new_run_id, write_run
@@ -60,12 +61,12 @@ class Submissions:
         self.queue = queue
 
     async def node(
-        self, node_name: str, raw: bytes, *, key_name: str, idempotency_key: str | None, received_at: float
+        self, node_name: str, raw: bytes, *, caller: Caller, idempotency_key: str | None, received_at: float
     ) -> Reply:
         """Answer ``POST /v1/nodes/{node}``."""
         node = find_node(node_name)
         data = parse_json_object(raw)
-        async with self.admission.admit(key_name, f"/v1/nodes/{node_name}", data, idempotency_key) as admitted:
+        async with self.admission.admit(caller, f"/v1/nodes/{node_name}", data, idempotency_key) as admitted:
             if isinstance(admitted, Reply):
                 return admitted
             request = node.parse(data)
@@ -84,8 +85,20 @@ class Submissions:
         received_at: float,
     ) -> RunRecord:
         """Run a request and store its record (and its idempotent answer) in one transaction."""
+        caller = admitted.caller
+
+        async def within_budget(running: Decimal) -> None:
+            await self.admission.quotas.ensure_budget(caller, running=running)
+
         record = await self.runner.run(
-            node, request, task, run_id=new_run_id(), raw=data, api_key_name=admitted.key_name, received_at=received_at
+            node,
+            request,
+            task,
+            run_id=new_run_id(),
+            raw=data,
+            key_id=caller.key_id,
+            received_at=received_at,
+            spend_check=within_budget,
         )
         async with self.store.transaction() as tx:
             await write_run(tx, record)
@@ -111,7 +124,7 @@ class Submissions:
                 node=node.name,
                 request=data,
                 callback_url=request.callback_url,
-                api_key_name=admitted.key_name,
+                key_id=admitted.caller.key_id,
             )
             if admitted.claim is not None:
                 await self.idempotency.finish(tx, admitted.claim, reply)
@@ -119,12 +132,12 @@ class Submissions:
         return reply
 
     async def batch(
-        self, node_name: str, raw: bytes, *, key_name: str, idempotency_key: str | None, received_at: float
+        self, node_name: str, raw: bytes, *, caller: Caller, idempotency_key: str | None, received_at: float
     ) -> Reply:
         """Answer ``POST /v1/nodes/{node}/batch``: every item's answer, in order."""
         node = find_node(node_name)
         data = parse_json_object(raw)
-        async with self.admission.admit(key_name, f"/v1/nodes/{node_name}/batch", data, idempotency_key) as admitted:
+        async with self.admission.admit(caller, f"/v1/nodes/{node_name}/batch", data, idempotency_key) as admitted:
             if isinstance(admitted, Reply):
                 return admitted
             batch = validate_request(BatchRequest, data)
@@ -137,7 +150,7 @@ class Submissions:
 
             async def one(item: Any) -> ItemAnswer:
                 async with limit:
-                    return await self.item(node, item, batch.defaults, key_name=key_name)
+                    return await self.item(node, item, batch.defaults, caller=caller)
 
             answers = await asyncio.gather(*(one(item) for item in batch.items))
             cost = sum((answer.cost_usd for answer in answers), Decimal(0))
@@ -155,15 +168,16 @@ class Submissions:
                     await self.idempotency.finish(tx, admitted.claim, reply)
             return reply
 
-    async def item(self, node: Node[Any], item: Any, defaults: dict[str, Any], *, key_name: str) -> ItemAnswer:
+    async def item(self, node: Node[Any], item: Any, defaults: dict[str, Any], *, caller: Caller) -> ItemAnswer:
         """Run (or queue) one batch item; its answer, or its problem object — never an exception."""
         try:
+            await self.admission.quotas.ensure_budget(caller)  # a batch stops where the key's budget runs out
             if not isinstance(item, dict):
                 raise InvalidRequest(f"each item must be a JSON object, not {type(item).__name__}")
             merged = {**defaults, **item}
             request = node.parse(merged)
             task = node.task(request)
-            admitted = Admitted(key_name, None)
+            admitted = Admitted(caller, None)
             if request.callback_url is not None:
                 queued = await self.enqueue(node, request, merged, admitted)
                 return ItemAnswer(queued.body, Decimal(0), failed=False)

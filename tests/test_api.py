@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from support import CLIENT_KEY, Sandbox, Service
 
+from nodes.keys import hash_key, key_id_of
 from nodes.settings import Settings
 
 PROBLEM = "application/problem+json"
@@ -78,7 +79,7 @@ def test_classify_success_body_headers_and_stored_record(service: Service, sandb
     )
     assert run["routing_reason"] == "node default (nano)"
     assert Decimal(run["cost_usd"]) == cost and Decimal(run["baseline_cost_usd"]) == baseline
-    assert run["api_key_name"] == "env-1"
+    assert run["key_id"] == key_id_of(hash_key(CLIENT_KEY))
     assert json.loads(run["metadata"]) == {"item": 7}
     assert json.loads(run["response"])["run_id"] == body["run_id"]
     [row] = db_rows(service, "SELECT * FROM attempts WHERE run_id = ?", (body["run_id"],))

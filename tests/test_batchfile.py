@@ -10,7 +10,7 @@ from pathlib import Path
 from scripted import ScriptedProvider, fail, reply
 
 from nodes.app import Tierwise
-from nodes.batchfile import CLI_KEY_NAME, Tally, parse_line, run_file
+from nodes.batchfile import CLI_CALLER, Tally, parse_line, run_file
 from nodes.catalog import NODES
 from nodes.errors import InvalidRequest, MalformedRequest, RateLimited
 from nodes.settings import Settings
@@ -42,12 +42,12 @@ async def test_lines_are_answered_in_input_order_and_stored_under_the_cli(tmp_pa
             concurrency=1,
             progress=False,
         )
-        rows = await tierwise.store.fetchall("SELECT api_key_name FROM runs")
+        rows = await tierwise.store.fetchall("SELECT key_id FROM runs")
     written = [json.loads(line) for line in sink.getvalue().splitlines()]
     assert [answer.get("output", {}).get("label") for answer in written] == ["billing", None, "bug", "billing"]
     assert written[1]["status"] == 400
     assert (tally.items, tally.succeeded, tally.failed, tally.upstream_rate_limited) == (4, 3, 1, 1)
-    assert rows == [{"api_key_name": CLI_KEY_NAME}] * 3
+    assert rows == [{"key_id": CLI_CALLER.key_id}] * 3
 
 
 def test_batch_lines_are_read_like_request_bodies() -> None:

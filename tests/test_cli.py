@@ -293,9 +293,7 @@ def test_batch_command_writes_answers_in_input_order(
     assert labels == expected
     assert "61 items: 60 succeeded, 1 failed" in err
     assert "100%" in err
-    rows = store_rows(
-        Settings(db=str(tmp_path / "tierwise.db")), "SELECT COUNT(*) AS n, MIN(api_key_name) AS k FROM runs"
-    )
+    rows = store_rows(Settings(db=str(tmp_path / "tierwise.db")), "SELECT COUNT(*) AS n, MIN(key_id) AS k FROM runs")
     assert rows == [{"n": 60, "k": "cli"}]
 
 

@@ -134,12 +134,12 @@ async def test_stored_answers_expire_after_their_time_to_live(store: Store) -> N
     async with store.transaction() as tx:
         for key, age in (("old", 7200), ("fresh", 60)):
             await tx.execute(
-                "INSERT INTO idempotency (key_name, idempotency_key, request_hash, state, status, headers, body, "
+                "INSERT INTO idempotency (key_id, idempotency_key, request_hash, state, status, headers, body, "
                 "started_at) VALUES ('k', ?, 'h', 'done', 200, '{}', '{}', ?)",
                 (key, time.time() - age),
             )
         await tx.execute(
-            "INSERT INTO idempotency (key_name, idempotency_key, request_hash, state, started_at) "
+            "INSERT INTO idempotency (key_id, idempotency_key, request_hash, state, started_at) "
             "VALUES ('k', 'running-old', 'h', 'running', ?)",
             (time.time() - 7200,),
         )

@@ -25,7 +25,7 @@ async def enqueue(store: Store, queue: JobQueue, *run_ids: str, node: str = "cla
     for run_id in run_ids:
         async with store.transaction() as tx:
             await queue.enqueue(
-                tx, run_id=run_id, node=node, request=BODY, callback_url=BODY["callback_url"], api_key_name="env-1"
+                tx, run_id=run_id, node=node, request=BODY, callback_url=BODY["callback_url"], key_id="env-1"
             )
         await asyncio.sleep(0.002)  # distinct created_at stamps: the queue is first in, first out
 
@@ -99,8 +99,8 @@ async def test_a_worker_stores_the_run_finishes_the_job_and_queues_the_answer_to
     assert job is not None
     await workers.run_job(job)
     assert await queue.counts() == {"succeeded": 1}
-    (run,) = await store.fetchall("SELECT run_id, status, api_key_name FROM runs")
-    assert run == {"run_id": "run_a", "status": "succeeded", "api_key_name": "env-1"}
+    (run,) = await store.fetchall("SELECT run_id, status, key_id FROM runs")
+    assert run == {"run_id": "run_a", "status": "succeeded", "key_id": "env-1"}
     (delivery,) = await store.fetchall("SELECT run_id, url, status, body FROM outbox")
     assert (delivery["run_id"], delivery["url"], delivery["status"]) == ("run_a", BODY["callback_url"], "pending")
     assert json.loads(delivery["body"])["output"] == {"label": "billing", "confidence": 0.9}

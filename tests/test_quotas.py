@@ -11,14 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import BACKENDS, Service
+from support import BACKENDS, CLIENT_KEY, Sandbox, Service
 
 from nodes.errors import BudgetExhausted, TooManyRequests
-from nodes.quotas import Quotas, seconds_to_utc_midnight
+from nodes.keys import Caller
+from nodes.quotas import Quotas, add_spend, seconds_to_utc_midnight, to_picousd
 from nodes.settings import Settings
 from nodes.store import Store
 
 pytestmark = BACKENDS
+K = Caller("k", "k")
 
 BODY = {"input": "x", "labels": ["a"]}
 
@@ -55,15 +57,15 @@ async def test_window_slides_and_retry_after_is_exact(store: Store) -> None:
     quotas = Quotas(store, default_rpm=3, default_budget_usd=None, clock=lambda: now[0])
     for offset in (0, 10, 20):
         now[0] = 1000.0 + offset
-        await quotas.admit("k")
+        await quotas.admit(K)
     now[0] = 1030.0
     with pytest.raises(TooManyRequests) as refused:
-        await quotas.admit("k")
+        await quotas.admit(K)
     assert refused.value.retry_after_s == 30 and refused.value.headers["Retry-After"] == "30"
     now[0] = 1060.0
-    await quotas.admit("k")
-    await quotas.admit("other-key")
-    assert [row["at"] for row in await store.fetchall("SELECT at FROM key_requests WHERE key_name = 'k'")] == [
+    await quotas.admit(K)
+    await quotas.admit(Caller("k_other", "other"))
+    assert [row["at"] for row in await store.fetchall("SELECT at FROM key_requests WHERE key_id = 'k'")] == [
         1010.0,
         1020.0,
         1060.0,
@@ -74,34 +76,36 @@ async def test_two_instances_share_one_window(store: Store) -> None:
     now = [1000.0]
     first = Quotas(store, default_rpm=2, default_budget_usd=None, clock=lambda: now[0])
     second = Quotas(store, default_rpm=2, default_budget_usd=None, clock=lambda: now[0])
-    await first.admit("k")
-    await second.admit("k")
+    await first.admit(K)
+    await second.admit(K)
     with pytest.raises(TooManyRequests):
-        await first.admit("k")
+        await first.admit(K)
     with pytest.raises(TooManyRequests):
-        await second.admit("k")
+        await second.admit(K)
 
 
 async def test_budget_resets_at_utc_midnight(store: Store) -> None:
     async with store.transaction() as tx:
-        for created, cost in (("2026-11-20T23:59:59.000Z", "5"), ("2026-11-21T08:00:00.000Z", "0.75")):
-            await tx.execute(
-                "INSERT INTO runs (run_id, node, status, start_tier, routing_reason, escalated, attempt_count, "
-                "input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_usd, baseline_cost_usd, "
-                "latency_ms, overhead_ms, sandbox, api_key_name, metadata, request, response, created_at) VALUES "
-                "(?, 'classify', 'succeeded', 'nano', 'r', 0, 1, 0, 0, 0, 0, ?, '0', 0, 0, 0, 'k', "
-                "'{}', '{}', '{}', ?)",
-                (f"run_{created}", cost, created),
-            )
+        await add_spend(tx, "k", "2026-11-20", Decimal("5"))
+        await add_spend(tx, "k", "2026-11-21", Decimal("0.5"))
+        await add_spend(tx, "k", "2026-11-21", Decimal("0.25"))
     noon = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
     quotas = Quotas(store, default_rpm=None, default_budget_usd=Decimal("1"), wall_clock=lambda: noon)
     assert await quotas.spent_today("k") == Decimal("0.75")
-    await quotas.admit("k")
+    await quotas.admit(K)
     tight = Quotas(store, default_rpm=None, default_budget_usd=Decimal("0.75"), wall_clock=lambda: noon)
     with pytest.raises(BudgetExhausted) as refused:
-        await tight.admit("k")
+        await tight.admit(K)
     assert refused.value.retry_after_s == 12 * 3600
+    with pytest.raises(BudgetExhausted):
+        await quotas.ensure_budget(K, running=Decimal("0.25"))
+    await quotas.ensure_budget(Caller("k", "k", daily_budget_usd=Decimal("2")), running=Decimal("1"))
     assert seconds_to_utc_midnight(datetime(2026, 11, 21, 23, 59, 30, tzinfo=UTC)) == 30
+
+
+def test_spend_is_counted_up_to_the_last_picodollar(backend: str) -> None:
+    assert to_picousd(Decimal("0.00003245")) == 32_450_000
+    assert to_picousd(Decimal("1E-13")) == 1
 
 
 def test_a_key_of_its_own_overrides_the_defaults(
@@ -122,3 +126,31 @@ def test_a_key_of_its_own_overrides_the_defaults(
     assert httpx.post(f"{service.url}/v1/nodes/classify", json=BODY, headers=headers, timeout=30).status_code == 200
     assert httpx.post(f"{service.url}/v1/nodes/classify", json=BODY, headers=headers, timeout=30).status_code == 429
     assert service.http.post("/v1/nodes/classify", json=BODY).status_code == 200
+
+
+def test_a_batch_and_a_long_run_stop_where_the_budget_runs_out(
+    start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings], sandbox: Sandbox
+) -> None:
+    budget = Decimal("0.00009")
+    service = start_service(make_settings(key_daily_budget_usd=budget, batch_concurrency=1))
+    items = [{"input": f"ticket {n}"} for n in range(12)]
+    response = service.http.post("/v1/nodes/classify/batch", json={"items": items, "defaults": {"labels": ["a", "b"]}})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    costs = [Decimal(str(r["usage"]["cost_usd"])) for r in results if "output" in r]
+    refused = results[len(costs) :]
+    assert costs and all(r["type"] == "/problems/budget-exhausted" and r["status"] == 429 for r in refused)
+    assert sum(costs[:-1]) < budget <= sum(costs)  # items ran while the spend was under the budget, no longer
+    # A run that needs more calls stops before the call that would go past the budget.
+    sandbox.configure(faults=[{"kind": "schema_drift", "model": "*"}])
+    fresh = start_service(
+        make_settings(key_daily_budget_usd=Decimal("0.0000001"), api_keys=[CLIENT_KEY, "a-key-with-no-spend"])
+    )
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    stopped = fresh.anonymous.post(
+        "/v1/nodes/extract", json={"input": "Ann", "schema": schema}, headers={"X-Api-Key": "a-key-with-no-spend"}
+    )
+    assert stopped.status_code == 429 and stopped.headers["retry-after"]
+    problem = stopped.json()
+    assert problem["type"] == "/problems/budget-exhausted" and len(problem["attempts"]) == 1
+    assert problem["usage"]["cost_usd"] > 0

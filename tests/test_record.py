@@ -23,7 +23,7 @@ def record(**fields: object) -> RunRecord:
     values: dict[str, object] = {
         "run_id": "run_1",
         "node": "classify",
-        "api_key_name": "env-1",
+        "key_id": "env-1",
         "routing": Decision("nano", "node default (nano)"),
         "attempts": (NANO_FAIL, MINI_OK),
         "request": {"input": "x"},

@@ -19,13 +19,13 @@ async def test_a_record_is_stored_with_its_attempts_and_its_exact_answer(store: 
         await write_run(tx, written)
     run = await read_run(store, "run_1")
     assert run is not None
-    assert {key: run[key] for key in ("node", "status", "start_tier", "final_tier", "escalated", "api_key_name")} == {
+    assert {key: run[key] for key in ("node", "status", "start_tier", "final_tier", "escalated", "key_id")} == {
         "node": "classify",
         "status": "succeeded",
         "start_tier": "nano",
         "final_tier": "mini",
         "escalated": 1,
-        "api_key_name": "env-1",
+        "key_id": "env-1",
     }
     assert (Decimal(run["cost_usd"]), Decimal(run["baseline_cost_usd"])) == (Decimal("0.0001473"), Decimal("0.0009"))
     assert json.loads(run["response"]) == written.body() and json.loads(run["metadata"]) == {"row": 3}

@@ -13,7 +13,7 @@ from scripted import FakeClock, ScriptedProvider, fail, reply, scripted_tiers
 from nodes.attempts import Limits, TierCaller
 from nodes.catalog import NODES
 from nodes.cost import Usage
-from nodes.errors import RunDeadlineExceeded, ServerError
+from nodes.errors import BudgetExhausted, RunDeadlineExceeded, ServerError
 from nodes.ladder import Ladder
 from nodes.record import RunRecord
 from nodes.runner import Finished, Runner
@@ -37,7 +37,7 @@ async def run(subject: Runner, body: dict[str, Any], node: str = "classify") -> 
         found.task(request),
         run_id="run_test",
         raw=body,
-        api_key_name="env-1",
+        key_id="env-1",
         received_at=time.monotonic(),
     )
 
@@ -57,7 +57,7 @@ async def test_a_run_on_the_node_default_records_its_routing_cost_and_baseline()
     assert (record.routing.tier, record.routing.reason) == ("nano", "node default (nano)")
     assert record.cost_usd == Decimal("0.000325")  # 1000 * 0.20 + 100 * 1.25 per million
     assert record.baseline_cost_usd == Decimal("0.004")  # the same tokens at 2.50 and 15.00
-    assert record.latency_ms == 300 and record.metadata == {"row": 7} and record.api_key_name == "env-1"
+    assert record.latency_ms == 300 and record.metadata == {"row": 7} and record.key_id == "env-1"
     assert record.request == {"input": "it crashes", "labels": LABELS, "metadata": {"row": 7}}
 
 
@@ -115,3 +115,58 @@ async def test_observers_see_each_stored_run_and_their_failures_are_logged_not_r
         subject.observe(record, task)
     assert [finished.record for finished in seen] == [record]
     assert "an observer failed on run run_test" in caplog.text
+
+
+async def test_a_fault_during_the_run_is_recorded_with_what_was_spent(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    provider = ScriptedProvider.of(reply("not json"), reply({"label": "bug", "confidence": 0.9}))
+    subject = runner(provider, clock)
+
+    async def broken_budget(running: Decimal) -> None:
+        raise RecursionError("a bug deep in a check")
+
+    found = NODES["classify"]
+    body = {"input": "x", "labels": LABELS}
+    request = found.parse(body)
+    with caplog.at_level(logging.ERROR, logger="tierwise.runner"):
+        record = await subject.run(
+            found,
+            request,
+            found.task(request),
+            run_id="run_test",
+            raw=body,
+            key_id="k_1",
+            received_at=time.monotonic(),
+            spend_check=broken_budget,
+        )
+    assert record.http_status == 500 and record.body()["type"] == "/problems/internal-error"
+    assert [a.outcome for a in record.attempts] == ["invalid_output"] and record.cost_usd > 0
+    assert "run run_test was broken off by an unexpected error" in caplog.text
+
+
+async def test_a_run_stops_where_the_budget_runs_out() -> None:
+    clock = FakeClock()
+    provider = ScriptedProvider.of(reply("not json"), reply({"label": "bug", "confidence": 0.9}))
+    subject = runner(provider, clock)
+    checked: list[Decimal] = []
+
+    async def budget_of_one_call(running: Decimal) -> None:
+        checked.append(running)
+        raise BudgetExhausted("this key has spent $1 today (UTC), its daily budget is $1", retry_after_s=3600)
+
+    found = NODES["classify"]
+    body = {"input": "x", "labels": LABELS}
+    request = found.parse(body)
+    record = await subject.run(
+        found, request, found.task(request), run_id="run_test", raw=body, key_id="k_1",
+        received_at=time.monotonic(), spend_check=budget_of_one_call,
+    )  # fmt: skip
+    assert record.http_status == 429 and record.headers()["Retry-After"] == "3600"
+    assert len(provider.calls) == 1 and checked == [record.attempts[0].cost_usd]
+    body_out = record.body()
+    assert (body_out["type"], body_out["limit"], body_out["retry_after_s"]) == (
+        "/problems/budget-exhausted",
+        "daily_budget_usd",
+        3600,
+    )
+    assert body_out["detail"].endswith("; the run stopped before its next model call")

@@ -6,12 +6,17 @@ starting together apply each migration once (the upgrade holds the store's ``ser
 A database made by an older Tierwise without ``schema_migrations`` has version 1's tables already;
 version 1 is written with ``IF NOT EXISTS`` so it adopts them as they are.
 
+Rows that belong to a caller carry its ``key_id``: ``k_`` and the first 24 hex digits of the key's
+SHA-256, the same for a key from ``TIERWISE_API_KEYS`` as for one made by ``tierwise keys create``, so
+ownership follows the key itself, never its name or its position in a list.
+
 Tables: ``runs`` (one row per node run: its routing decision, totals and the exact answer sent),
 ``attempts`` (one row per model call, failed ones included), ``api_keys`` (names, SHA-256 hashes and
 per-key limits; never the key), ``jobs`` (asynchronous runs, committed before the 202), ``outbox``
 (callback deliveries, kept until the receiver says 2xx or the deadline passes), ``audits`` (runs
-re-done one tier up), ``idempotency`` (the answer to every request sent with an ``Idempotency-Key``)
-and ``key_requests`` (the last minute of each key's requests, for its per-minute limit).
+re-done one tier up), ``idempotency`` (the answer to every request sent with an ``Idempotency-Key``),
+``key_requests`` (the last minute of each key's requests, for its per-minute limit) and ``key_spend``
+(what each key's runs cost per UTC day, in millionths of a millionth of a dollar, for its budget).
 """
 
 from __future__ import annotations
@@ -149,6 +154,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
             "CREATE INDEX key_requests_by_key ON key_requests (key_name, at)",
             "CREATE INDEX outbox_by_run ON outbox (run_id)",
+        ),
+    ),
+    Migration(
+        3,
+        "a key's own identity, not its name, owns its runs; a daily spend counter per key",
+        (
+            "ALTER TABLE runs RENAME COLUMN api_key_name TO key_id",
+            "ALTER TABLE jobs RENAME COLUMN api_key_name TO key_id",
+            "ALTER TABLE idempotency RENAME COLUMN key_name TO key_id",
+            "ALTER TABLE key_requests RENAME COLUMN key_name TO key_id",
+            # Rows of keys made with `tierwise keys create` move to the key's identity. Rows written under the
+            # positional names of environment keys (env-1, ...) keep them: no key can claim them any more.
+            *(
+                f"UPDATE {table} SET key_id = (SELECT 'k_' || substr(key_hash, 1, 24) FROM api_keys "
+                f"WHERE api_keys.name = {table}.key_id) WHERE key_id IN (SELECT name FROM api_keys)"
+                for table in ("runs", "jobs", "idempotency")
+            ),
+            "DELETE FROM key_requests",
+            """CREATE TABLE key_spend (
+                key_id TEXT NOT NULL,
+                day TEXT NOT NULL,
+                cost_picousd BIGINT NOT NULL,
+                PRIMARY KEY (key_id, day)
+            )""",
+            "INSERT INTO key_spend (key_id, day, cost_picousd) SELECT key_id, substr(created_at, 1, 10), "
+            "CAST(ROUND(SUM(CAST(cost_usd AS DOUBLE PRECISION)) * 1000000000000) AS BIGINT) FROM runs "
+            "WHERE key_id IS NOT NULL GROUP BY key_id, substr(created_at, 1, 10)",
         ),
     ),
 )

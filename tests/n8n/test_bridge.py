@@ -409,7 +409,7 @@ def test_four_operations_run_in_n8n(n8n: N8n, service: Service, sandbox: Sandbox
     assert not any(item["escalated"] for item in classified + extracted + drafted + judged)
 
     # The service saw exactly these requests, with the protocol's field names, one per item and node.
-    runs = db_rows(service, "SELECT node, final_tier, api_key_name, request, response FROM runs ORDER BY created_at")
+    runs = db_rows(service, "SELECT node, final_tier, key_id, request, response FROM runs ORDER BY created_at")
     assert [(row["node"], row["final_tier"]) for row in runs] == [
         (name, tier)
         for name, tier in [("classify", "nano"), ("extract", "mini"), ("draft", "mini"), ("judge", "full")]
@@ -436,7 +436,7 @@ def test_four_operations_run_in_n8n(n8n: N8n, service: Service, sandbox: Sandbox
     ]
     assert [json.loads(row["request"]) for row in runs] == expected_requests
     assert [json.loads(row["response"]) for row in runs] == classified + extracted + drafted + judged
-    assert {row["api_key_name"] for row in runs} == {"env-1"}
+    assert {row["key_id"] for row in runs} == {"env-1"}
     models = [request["model"] for request in sandbox.requests()]
     assert models == [*["gpt-5.4-nano"] * 2, *["gpt-5.4-mini"] * 4, *["gpt-5.4"] * 2]
 

@@ -11,7 +11,7 @@ from nodes.errors import ConfigError
 from nodes.store import DuplicateKey, StorageUnavailable, StoreError
 from nodes.store.sqlite import SQLiteStore
 
-INSERT = "INSERT INTO key_requests (key_name, at) VALUES (?, ?)"
+INSERT = "INSERT INTO key_requests (key_id, at) VALUES (?, ?)"
 
 
 @pytest.fixture
@@ -27,12 +27,12 @@ async def sqlite_store(tmp_path: Path) -> SQLiteStore:
 async def test_a_transaction_commits_whole_or_not_at_all(sqlite_store: SQLiteStore) -> None:
     async with sqlite_store.transaction() as tx:
         await tx.execute(INSERT, ("a", 1.0))
-        assert await tx.execute("UPDATE key_requests SET at = 2.0 WHERE key_name = 'a'") == 1
+        assert await tx.execute("UPDATE key_requests SET at = 2.0 WHERE key_id = 'a'") == 1
     with pytest.raises(RuntimeError):
         async with sqlite_store.transaction() as tx:
             await tx.execute(INSERT, ("b", 1.0))
             raise RuntimeError("the caller changed its mind")
-    assert await sqlite_store.fetchall("SELECT key_name, at FROM key_requests") == [{"key_name": "a", "at": 2.0}]
+    assert await sqlite_store.fetchall("SELECT key_id, at FROM key_requests") == [{"key_id": "a", "at": 2.0}]
 
 
 async def test_reads_see_only_committed_rows(sqlite_store: SQLiteStore) -> None:
