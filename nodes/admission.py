@@ -8,12 +8,14 @@ Every ``/v1`` request passes here before any work is done, in this order:
    otherwise the request claims the key.
 3. **The key's limits** (``nodes.quotas``): over the per-minute limit or the daily budget is a 429.
 
-A claim is given back whenever the request ends without storing an answer — refused, invalid, or
-broken by an unexpected error — so a retry with the same key is never stuck behind it.
+While the request goes on its claim is renewed, so a retry waits for it however long it takes. A
+claim is given back whenever the request ends without storing an answer — refused, invalid, or broken
+by an unexpected error — so a retry with the same key is never stuck behind it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -80,6 +82,7 @@ class Admission:
                 yield Reply(outcome.status, outcome.body, {**outcome.headers, REPLAYED_HEADER: "true"})
                 return
             claim = outcome
+        renewing = asyncio.create_task(self.idempotency.keep_renewed(claim)) if claim is not None else None
         try:
             await self.quotas.admit(caller)
             yield Admitted(caller, claim)
@@ -87,3 +90,6 @@ class Admission:
             if claim is not None:
                 await self.idempotency.release(claim)
             raise
+        finally:
+            if renewing is not None:
+                renewing.cancel()

@@ -82,7 +82,7 @@ class Tierwise:
         self.admission = Admission(
             self.keys,
             Quotas(store, default_rpm=settings.key_rpm, default_budget_usd=settings.key_daily_budget_usd),
-            IdempotencyStore(store, stale_after_s=settings.run_timeout_s + 30, ttl_s=settings.idempotency_ttl_s),
+            IdempotencyStore(store, ttl_s=settings.idempotency_ttl_s),
         )
         self.pacing = Limiters(
             {name: (settings.tier(name).rpm, settings.tier(name).tpm) for name in LADDER}, headroom=PACING_HEADROOM
@@ -122,6 +122,8 @@ class Tierwise:
                 url = await sandbox_server.start()
                 self.runner.ladder = Ladder(resolve_tiers(self.settings, sandbox_url=f"{url}/v1"))
                 logger.warning(SANDBOX_BANNER.format(url=url))
+            if not self.store.shared:  # one process owns a SQLite file: whatever is left running died with the last
+                await self.admission.idempotency.recover()
             if background:
                 await self.workers.start()
                 await self.deliverer.start()

@@ -4,9 +4,13 @@ n8n's Retry On Fail and Make's Break directive resend whole requests. With an ``
 header the first request claims the key (scoped to the caller's API key) and its answer is stored
 in the same transaction as its run; a repeat with the same body gets that answer back, a repeat
 with another body is a 409, and a repeat that arrives while the first is still running waits for it
-instead of running twice. A claim whose request died with its process is taken over once it is older
-than the run's own time cap. Stored answers are kept for ``TIERWISE_IDEMPOTENCY_TTL_S`` (a week by
-default) and purged after that, at most once an hour, so the table does not grow without end.
+instead of running twice. A claim belongs to the live request that holds it: the request renews it
+(``renew``, every ``RENEW_EVERY_S`` seconds, however long a batch takes), and only a claim left
+unrenewed for ``stale_after_s`` (its request died with its process) is taken over. A request that
+ends without an answer gives its claim back at once (``release``). The items of a batch sent with a key
+are claimed one by one under derived keys (``item_key``), so a retry of a batch cut short reuses
+every item already answered instead of running and charging it again. Stored answers are kept for
+``TIERWISE_IDEMPOTENCY_TTL_S`` (a week by default) and purged after that, at most once an hour.
 """
 
 from __future__ import annotations
@@ -14,17 +18,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from nodes.errors import FieldIssue, IdempotencyConflict, InvalidRequest
 from nodes.protocol import Reply
-from nodes.store import Store, Tx
+from nodes.store import StorageUnavailable, Store, Tx
+
+logger = logging.getLogger("tierwise.idempotency")
 
 MAX_KEY_LENGTH = 255
 POLL_INTERVAL_S = 0.025
 PURGE_EVERY_S = 3600.0
+RENEW_EVERY_S = 5.0
+STALE_AFTER_S = 20.0
+"""A claim not renewed for this long belonged to a request that is gone."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,11 @@ def request_hash(path: str, body: Any) -> str:
     return hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
 
 
+def item_key(key: str, index: int) -> str:
+    """The derived key under which item ``index`` of a batch sent with ``key`` is claimed."""
+    return f"{key}#item-{index}"
+
+
 def check_key(value: str) -> str:
     """Refuse an unusable ``Idempotency-Key`` value with a 422 that says what a key may be."""
     if not 1 <= len(value) <= MAX_KEY_LENGTH or not value.isprintable():
@@ -55,7 +70,7 @@ def check_key(value: str) -> str:
 class IdempotencyStore:
     """Claims, stored answers and waiting, backed by the ``idempotency`` table."""
 
-    def __init__(self, store: Store, *, stale_after_s: float, ttl_s: float = 7 * 86_400) -> None:
+    def __init__(self, store: Store, *, stale_after_s: float = STALE_AFTER_S, ttl_s: float = 7 * 86_400) -> None:
         self.store = store
         self.stale_after_s = stale_after_s
         self.ttl_s = ttl_s
@@ -110,6 +125,28 @@ class IdempotencyStore:
             if outcome is not None:
                 return outcome
             await asyncio.sleep(POLL_INTERVAL_S)
+
+    async def recover(self) -> int:
+        """Give back every claim a previous process left running (SQLite: this process owns the file)."""
+        async with self.store.transaction() as tx:
+            return await tx.execute("DELETE FROM idempotency WHERE state = 'running'")
+
+    async def renew(self, claim: Claim) -> None:
+        """Tell waiters that the request holding ``claim`` is alive."""
+        async with self.store.transaction() as tx:
+            await tx.execute(
+                "UPDATE idempotency SET started_at = ? WHERE key_id = ? AND idempotency_key = ? AND state = 'running'",
+                (time.time(), claim.key_id, claim.key),
+            )
+
+    async def keep_renewed(self, claim: Claim) -> None:
+        """Renew ``claim`` every ``RENEW_EVERY_S`` seconds until cancelled (run beside the request)."""
+        while True:
+            await asyncio.sleep(RENEW_EVERY_S)
+            try:
+                await self.renew(claim)
+            except StorageUnavailable as exc:
+                logger.warning("could not renew the idempotency claim %r: %s", claim.key, exc)
 
     @staticmethod
     async def finish(tx: Tx, claim: Claim, reply: Reply) -> None:

@@ -21,7 +21,7 @@ from nodes.admission import Admission, Admitted
 from nodes.catalog import NODES, Node, Task
 from nodes.cost import usd_text
 from nodes.errors import InvalidRequest, NotFound, ProblemError
-from nodes.idempotency import IdempotencyStore
+from nodes.idempotency import Claim, IdempotencyStore, item_key, request_hash
 from nodes.jobs import JobQueue
 from nodes.jsonbody import parse_json_object
 from nodes.keys import Caller
@@ -148,11 +148,15 @@ class Submissions:
                 )
             limit = asyncio.Semaphore(self.settings.batch_concurrency)
 
-            async def one(item: Any) -> ItemAnswer:
-                async with limit:
-                    return await self.item(node, item, batch.defaults, caller=caller)
+            claim = admitted.claim
 
-            answers = await asyncio.gather(*(one(item) for item in batch.items))
+            async def one(index: int, item: Any) -> ItemAnswer:
+                async with limit:
+                    if claim is None:
+                        return await self.item(node, item, batch.defaults, caller=caller)
+                    return await self.claimed_item(node, item, batch.defaults, caller, item_key(claim.key, index))
+
+            answers = await asyncio.gather(*(one(index, item) for index, item in enumerate(batch.items)))
             cost = sum((answer.cost_usd for answer in answers), Decimal(0))
             failed = sum(1 for answer in answers if answer.failed)
             summary = {
@@ -168,7 +172,32 @@ class Submissions:
                     await self.idempotency.finish(tx, admitted.claim, reply)
             return reply
 
-    async def item(self, node: Node[Any], item: Any, defaults: dict[str, Any], *, caller: Caller) -> ItemAnswer:
+    async def claimed_item(
+        self, node: Node[Any], item: Any, defaults: dict[str, Any], caller: Caller, key: str
+    ) -> ItemAnswer:
+        """One item of a batch sent with an Idempotency-Key: its stored answer if a retry finds one, else run it.
+
+        The item's answer is stored under its own derived key in the transaction that stores its run, so
+        a batch cut short (a crash, a dropped connection) is retried without paying twice for what is done.
+        """
+        merged = {**defaults, **item} if isinstance(item, dict) else item
+        outcome = await self.idempotency.claim(caller.key_id, key, request_hash(f"/v1/nodes/{node.name}", merged))
+        if isinstance(outcome, Reply):
+            usage = outcome.body.get("usage") if isinstance(outcome.body, dict) else None
+            cost = Decimal(str(usage["cost_usd"])) if isinstance(usage, dict) and "cost_usd" in usage else Decimal(0)
+            return ItemAnswer(outcome.body, cost, failed=outcome.is_problem)
+        try:
+            answer = await self.item(node, item, defaults, caller=caller, claim=outcome)
+        except BaseException:
+            await self.idempotency.release(outcome)
+            raise
+        if answer.stored is False:
+            await self.idempotency.release(outcome)  # refused before it ran: nothing to replay
+        return answer
+
+    async def item(
+        self, node: Node[Any], item: Any, defaults: dict[str, Any], *, caller: Caller, claim: Claim | None = None
+    ) -> ItemAnswer:
         """Run (or queue) one batch item; its answer, or its problem object — never an exception."""
         try:
             await self.admission.quotas.ensure_budget(caller)  # a batch stops where the key's budget runs out
@@ -177,23 +206,24 @@ class Submissions:
             merged = {**defaults, **item}
             request = node.parse(merged)
             task = node.task(request)
-            admitted = Admitted(caller, None)
+            admitted = Admitted(caller, claim)
             if request.callback_url is not None:
                 queued = await self.enqueue(node, request, merged, admitted)
                 return ItemAnswer(queued.body, Decimal(0), failed=False)
             record = await self.run_now(node, request, task, merged, admitted, time.monotonic())
         except ProblemError as exc:
-            return ItemAnswer(exc.to_problem(), Decimal(0), failed=True)
+            return ItemAnswer(exc.to_problem(), Decimal(0), failed=True, stored=False)
         return ItemAnswer(record.body(), record.cost_usd, failed=record.failure is not None)
 
 
 @dataclass(frozen=True)
 class ItemAnswer:
-    """One batch item's answer body, what it cost, and whether it failed."""
+    """One batch item's answer body, what it cost, whether it failed, and whether it was stored (ran)."""
 
     body: dict[str, Any]
     cost_usd: Decimal
     failed: bool
+    stored: bool = True
 
 
 def reply_of(record: RunRecord) -> Reply:

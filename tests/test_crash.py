@@ -8,6 +8,7 @@ redeliveries of the same delivery id with the same body.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import Receiver, Sandbox
+from support import Receiver, Sandbox, store_rows
 from test_cli import clean_env, free_port
+
+from nodes.settings import Settings
 
 KEY = "crash-test-key-01"
 pytestmark = pytest.mark.slow
@@ -121,3 +124,45 @@ def test_kill_9_mid_work_loses_nothing_and_answers_once(tmp_path: Path, sandbox:
         assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT run_id) FROM runs").fetchone() == (JOBS, JOBS)
     finally:
         conn.close()
+
+
+def test_a_batch_cut_short_by_kill_9_is_retried_without_paying_twice(tmp_path: Path, sandbox: Sandbox) -> None:
+    sandbox.configure(latency_ms=200)
+    env = clean_env(
+        tmp_path,
+        TIERWISE_API_KEYS=KEY,
+        OPENAI_API_KEY="upstream-test-key",
+        TIERWISE_BATCH_CONCURRENCY="4",
+        **{f"TIERWISE_{tier}_BASE_URL": sandbox.base_url for tier in ("NANO", "MINI", "FULL")},
+    )
+    port = free_port()
+    body = {"items": [{"input": f"ticket {n}"} for n in range(24)], "defaults": {"labels": ["billing", "bug"]}}
+    headers = {"X-Api-Key": KEY, "Idempotency-Key": "nightly-batch-7"}
+    first = start(env, port, tmp_path / "serve.log")
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        with contextlib.suppress(httpx.TransportError):
+            client.post("/v1/nodes/classify/batch", json=body, headers=headers, timeout=0.7)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    done_before = store_rows(Settings(db=str(tmp_path / "tierwise.db")), "SELECT COUNT(*) AS n FROM runs")[0]["n"]
+    assert 0 < done_before < 24, "the kill should come mid-batch"
+    calls_before = len(sandbox.requests())
+
+    second = start(env, port, tmp_path / "serve.log")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            answer = client.post("/v1/nodes/classify/batch", json=body, headers=headers)
+            replay = client.post("/v1/nodes/classify/batch", json=body, headers=headers)
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(timeout=15)
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["output"]["label"] in ("billing", "bug") for r in results] == [True] * 24
+    rows = store_rows(
+        Settings(db=str(tmp_path / "tierwise.db")), "SELECT COUNT(*) AS n, COUNT(DISTINCT run_id) AS d FROM runs"
+    )
+    assert rows == [{"n": 24, "d": 24}]  # every item ran once: those done before the kill were reused
+    # The items in flight at the kill may have reached the upstream without being recorded; nothing else ran twice.
+    assert len(sandbox.requests()) - calls_before <= 24 - done_before
+    assert replay.json() == answer.json() and replay.headers["idempotent-replayed"] == "true"

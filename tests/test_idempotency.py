@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from support import BACKENDS, CLIENT_KEY, Receiver, Sandbox, Service
 
+from nodes import idempotency
 from nodes.idempotency import IdempotencyStore
 from nodes.settings import Settings
 from nodes.store import Store
@@ -146,3 +149,21 @@ async def test_stored_answers_expire_after_their_time_to_live(store: Store) -> N
     assert await idempotency.purge() == 1
     remaining = [row["idempotency_key"] for row in await store.fetchall("SELECT idempotency_key FROM idempotency")]
     assert sorted(remaining) == ["fresh", "running-old"]
+
+
+async def test_a_live_claim_is_never_taken_over_and_a_dead_one_is(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idempotency, "RENEW_EVERY_S", 0.05)
+    ledger = IdempotencyStore(store, stale_after_s=0.4)
+    held = await ledger._try("k_me", "batch-1", "hash")
+    assert isinstance(held, idempotency.Claim)
+    renewing = asyncio.create_task(ledger.keep_renewed(held))
+    try:
+        for _ in range(8):  # 0.8 s: twice the staleness, the holder still alive
+            await asyncio.sleep(0.1)
+            assert await ledger._try("k_me", "batch-1", "hash") is None
+    finally:
+        renewing.cancel()
+    await asyncio.sleep(0.5)  # the holder is gone: nothing renews the claim any more
+    assert isinstance(await ledger._try("k_me", "batch-1", "hash"), idempotency.Claim)
