@@ -73,6 +73,14 @@ async def healthz(request: Request) -> dict[str, Any]:
     return {"status": "ok", "sandbox": tierwise_of(request).sandbox}
 
 
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: 200 when the store takes writes and the background loops run, else 503; no key needed."""
+    report = await tierwise_of(request).readiness()
+    ready = report["status"] == "ready"
+    return JSONResponse(report, status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})
+
+
 @router.get("/v1/nodes")
 async def list_nodes(_caller: KeyHolder) -> dict[str, Any]:
     """The node catalogue: names, input and output schemas, default tiers."""

@@ -11,6 +11,7 @@ the ``tierwise batch`` command uses a ``Tierwise`` directly, so both behave the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,12 +39,13 @@ from nodes.runner import Runner
 from nodes.sandbox import SandboxConfig, create_sandbox_app
 from nodes.settings import Settings, load_settings
 from nodes.stats import Stats
-from nodes.store import Store, check_location, open_store
+from nodes.store import Store, StoreError, check_location, open_store
 from nodes.submit import Submissions
 from nodes.tiers import LADDER, resolve_tiers, uses_sandbox
 
 logger = logging.getLogger("tierwise")
 
+READINESS_TIMEOUT_S = 2.0
 PACING_HEADROOM = 0.98
 """Calls are paced at this share of a tier's limit, so network jitter does not turn into 429s."""
 
@@ -108,6 +110,23 @@ class Tierwise:
         check_settings(settings)
         store = await open_store(settings)
         return cls(settings, store, provider=provider, sandbox_config=sandbox_config)
+
+    async def readiness(self) -> dict[str, Any]:
+        """Whether this process can take work now: the store accepts a write transaction, the loops run."""
+        storage: dict[str, Any] = {"ok": True, "engine": self.store.engine}
+        try:
+            async with asyncio.timeout(READINESS_TIMEOUT_S), self.store.transaction() as tx:
+                await tx.fetchone("SELECT 1 AS one")
+        except (StoreError, TimeoutError) as exc:
+            storage = {"ok": False, "engine": self.store.engine, "detail": str(exc) or "no answer in time"}
+        jobs, deliveries = self.workers.alive, self.deliverer.alive
+        ready = storage["ok"] and jobs and deliveries
+        return {
+            "status": "ready" if ready else "not ready",
+            "storage": storage,
+            "jobs": {"running": jobs},
+            "deliveries": {"running": deliveries},
+        }
 
     @asynccontextmanager
     async def running(self, *, background: bool = True) -> AsyncIterator[Tierwise]:

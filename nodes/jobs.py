@@ -181,14 +181,20 @@ class JobWorkers:
         self._loop_task = None
         self._running.clear()
 
+    @property
+    def alive(self) -> bool:
+        """True while the claiming loop runs."""
+        return self._loop_task is not None and not self._loop_task.done()
+
     async def _loop(self) -> None:
         while True:
             job = None
             if len(self._running) < self.settings.job_workers:
                 try:
                     job = await self.queue.claim()
-                except StorageUnavailable as exc:
-                    logger.error("could not claim a job (%s); trying again in %g s", exc, STORAGE_RETRY_S)
+                except Exception as exc:  # the loop outlives any failure: a full disk, a lost connection, a bug
+                    log = logger.error if isinstance(exc, StorageUnavailable) else logger.exception
+                    log("could not claim a job (%s); trying again in %g s", exc, STORAGE_RETRY_S)
                     await asyncio.sleep(STORAGE_RETRY_S)
                     continue
             if job is not None:

@@ -250,14 +250,20 @@ class Deliverer:
         if self._http is not None:
             await self._http.aclose()
 
+    @property
+    def alive(self) -> bool:
+        """True while the delivering loop runs."""
+        return self._loop_task is not None and not self._loop_task.done()
+
     async def _loop(self) -> None:
         while not self._stopping:
             free = DELIVERY_CONCURRENCY - len(self._in_flight)
             try:
                 due = await self.outbox.due(limit=free, lease_s=self.lease_s) if free > 0 else []
                 wake = None if due else await self.outbox.wake_in()
-            except StorageUnavailable as exc:
-                logger.error("could not read the outbox (%s); trying again in %g s", exc, STORAGE_RETRY_S)
+            except Exception as exc:  # the loop outlives any failure: a full disk, a lost connection, a bug
+                log = logger.error if isinstance(exc, StorageUnavailable) else logger.exception
+                log("could not read the outbox (%s); trying again in %g s", exc, STORAGE_RETRY_S)
                 await asyncio.sleep(STORAGE_RETRY_S)
                 continue
             for delivery in due:

@@ -530,3 +530,14 @@ def test_auto_falls_back_to_mini_when_the_nano_check_fails(service: Service, san
         ("nano", "routing"),
         ("mini", None),
     ]
+
+
+def test_readiness_names_what_it_checked(service: Service) -> None:
+    ready = service.anonymous.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ready",
+        "storage": {"ok": True, "engine": "sqlite"},
+        "jobs": {"running": True},
+        "deliveries": {"running": True},
+    }

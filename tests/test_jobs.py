@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 
+import pytest
 from scripted import FakeClock, ScriptedProvider, reply, scripted_tiers
 from support import BACKENDS
 
@@ -15,7 +16,7 @@ from nodes.ladder import Ladder
 from nodes.outbox import Outbox
 from nodes.runner import Runner
 from nodes.settings import Settings
-from nodes.store import Store
+from nodes.store import StorageUnavailable, Store
 
 pytestmark = BACKENDS
 BODY = {"input": "charged twice", "labels": ["billing", "bug"], "callback_url": "https://hooks.example.com/x"}
@@ -119,3 +120,37 @@ async def test_a_job_that_cannot_run_is_answered_with_a_problem(store: Store) ->
     assert (problem["type"], problem["status"], problem["run_id"]) == ("/problems/internal-error", 500, "run_a")
     assert problem["detail"] == "the run could not be executed (node 'summarise', try 1)"
     assert await queue.counts() == {"failed": 1}
+
+
+async def test_the_claiming_loop_outlives_storage_failures(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nodes import jobs
+
+    monkeypatch.setattr(jobs, "STORAGE_RETRY_S", 0.01)
+    queue = JobQueue(store, worker_id="w1")
+    ran: list[str] = []
+    failures = [StorageUnavailable("SQLite: database or disk is full"), RuntimeError("a bug")]
+    real_claim = queue.claim
+
+    async def flaky_claim() -> jobs.Job | None:
+        if failures:
+            raise failures.pop(0)
+        return await real_claim()
+
+    monkeypatch.setattr(queue, "claim", flaky_claim)
+    workers = JobWorkers(Settings(), store, queue, runner=None, outbox=Outbox(store, deadline_s=60))  # type: ignore[arg-type]
+
+    async def run_job(job: jobs.Job) -> None:
+        ran.append(job.run_id)
+
+    monkeypatch.setattr(workers, "run_job", run_job)
+    await enqueue(store, queue, "run_a")
+    await workers.start()
+    try:
+        for _ in range(200):
+            if ran:
+                break
+            await asyncio.sleep(0.01)
+        assert ran == ["run_a"] and failures == [] and workers.alive
+    finally:
+        await workers.stop()
+    assert not workers.alive
