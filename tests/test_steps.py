@@ -1,0 +1,76 @@
+"""Steps: fingerprints that ignore the material, Wilson bounds, and the tier a step's evidence earns."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nodes.steps import Evidence, StepPolicy, fingerprint, wilson_lower_bound
+
+
+def test_the_fingerprint_is_the_task_not_the_material() -> None:
+    labels = {"instructions": "be strict", "labels": ["billing", "bug"]}
+    first = fingerprint("classify", labels)
+    assert first == fingerprint("classify", {"labels": ["billing", "bug"], "instructions": "be strict"})
+    assert first.startswith("classify/") and len(first) == len("classify/") + 16
+    assert first != fingerprint("classify", {**labels, "labels": ["billing", "bug", "other"]})
+    assert first != fingerprint("extract", labels)
+
+
+def test_wilson_bounds_match_the_textbook() -> None:
+    assert wilson_lower_bound(0, 0) == 0.0
+    assert wilson_lower_bound(96, 100) == pytest.approx(0.9016, abs=1e-4)
+    assert wilson_lower_bound(180, 180) == pytest.approx(0.9791, abs=1e-4)
+    assert wilson_lower_bound(9, 10) == pytest.approx(0.5958, abs=1e-4)
+
+
+@given(audited=st.integers(1, 5000), data=st.data())
+def test_the_bound_is_below_the_share_and_rises_with_the_evidence(audited: int, data: st.DataObject) -> None:
+    agreed = data.draw(st.integers(0, audited))
+    bound = wilson_lower_bound(agreed, audited)
+    assert 0.0 <= bound <= agreed / audited
+    assert wilson_lower_bound(agreed * 2, audited * 2) >= bound - 1e-12
+
+
+POLICY = StepPolicy(agreement=0.9, min_audits=30)
+
+
+def decide(nano: tuple[int, int] | None, mini: tuple[int, int] | None = None) -> tuple[str, str] | None:
+    evidence = {}
+    if nano:
+        evidence["nano"] = Evidence("nano", *nano)
+    if mini:
+        evidence["mini"] = Evidence("mini", *mini)
+    return POLICY.decide("support/intent", evidence)  # type: ignore[arg-type]
+
+
+def test_a_step_earns_the_cheapest_tier_its_audits_support() -> None:
+    assert decide((180, 173)) == (
+        "nano",
+        "step support/intent: nano agrees with mini on 96% of 180 audited runs (lower bound 92%) → nano",
+    )
+
+
+def test_thin_evidence_leaves_the_decision_to_the_rules() -> None:
+    assert decide(None) is None
+    assert decide((29, 29)) is None  # all agreed, but too few to be sure
+
+
+def test_a_failed_tier_puts_the_step_on_the_next_one_up() -> None:
+    assert decide((40, 32)) == (
+        "mini",
+        "step support/intent: nano agrees with mini on 80% of 40 audited runs (lower bound 65%) → mini "
+        "(its own audits are too few yet)",
+    )
+    assert decide((40, 32), (100, 98))[0] == "mini"  # type: ignore[index]
+    assert decide((40, 32), (60, 58)) == (  # 97% agreement, but its lower bound (89%) is short of 90%
+        "full",
+        "step support/intent: nano agrees with mini on 80% of 40 audited runs (lower bound 65%); "
+        "mini agrees with full on 97% of 60 audited runs (lower bound 89%) → full",
+    )
+
+
+def test_new_evidence_moves_a_step_back_down() -> None:
+    assert decide((40, 32))[0] == "mini"  # type: ignore[index]
+    assert decide((400, 392))[0] == "nano"  # type: ignore[index]
