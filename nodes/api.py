@@ -1,11 +1,13 @@
 """HTTP routes: read the request, hand it on, serialise the answer. No business logic lives here.
 
 Every ``/v1`` route first asks admission who is calling (401 otherwise); node and batch routes read
-the body under the size limit (413) and hand it to submissions, which answer with a ``Reply``.
+the body under the size limit (413) and its deadline (408) and hand it to submissions, which answer
+with a ``Reply``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from nodes.catalog import catalogue
 from nodes.dashboard import DASHBOARD_HTML
-from nodes.errors import PayloadTooLarge
+from nodes.errors import PayloadTooLarge, RequestTimeout
 from nodes.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from nodes.problems import PROBLEM_JSON
 from nodes.protocol import Reply
@@ -41,18 +43,28 @@ async def caller(request: Request) -> str:
 Caller = Annotated[str, Depends(caller)]
 
 
-async def read_body(request: Request, limit: int, setting: str) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+async def read_body(request: Request, limit: int, setting: str, *, timeout_s: float) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes.
+
+    The whole body must arrive within ``timeout_s`` seconds (408 otherwise): a client that trickles it,
+    or declares a ``Content-Length`` it never sends, would otherwise hold the request open forever.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {int(declared)} bytes; the limit is {limit} ({setting})")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is over the {limit}-byte limit ({setting})")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the body is over the {limit}-byte limit ({setting})")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {timeout_s:g} s (TIERWISE_BODY_TIMEOUT_S)"
+        ) from None
     return b"".join(chunks)
 
 
@@ -84,7 +96,10 @@ async def run_node(node_name: str, request: Request) -> JSONResponse:
     received_at = time.monotonic()
     key_name = await caller(request)  # called directly: the hot path skips the dependency solver
     tierwise = tierwise_of(request)
-    raw = await read_body(request, tierwise.settings.max_body_bytes, "TIERWISE_MAX_BODY_BYTES")
+    settings = tierwise.settings
+    raw = await read_body(
+        request, settings.max_body_bytes, "TIERWISE_MAX_BODY_BYTES", timeout_s=settings.body_timeout_s
+    )
     reply = await tierwise.submissions.node(
         node_name,
         raw,
@@ -101,7 +116,10 @@ async def run_batch(node_name: str, request: Request) -> JSONResponse:
     received_at = time.monotonic()
     key_name = await caller(request)
     tierwise = tierwise_of(request)
-    raw = await read_body(request, tierwise.settings.max_batch_body_bytes, "TIERWISE_MAX_BATCH_BODY_BYTES")
+    settings = tierwise.settings
+    raw = await read_body(
+        request, settings.max_batch_body_bytes, "TIERWISE_MAX_BATCH_BODY_BYTES", timeout_s=settings.body_timeout_s
+    )
     reply = await tierwise.submissions.batch(
         node_name,
         raw,

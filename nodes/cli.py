@@ -22,6 +22,12 @@ from nodes.keys import KeyRing
 from nodes.settings import Settings, load_settings
 from nodes.store import Row, open_store
 
+KEEP_ALIVE_S = 5
+"""An idle keep-alive connection is closed after this many seconds without a new request."""
+
+MAX_HEADER_BYTES = 16 * 1024
+"""The largest request head the h11 parser buffers (``--http h11``); httptools sets no such bound."""
+
 
 async def _prepare_store(settings: Settings) -> tuple[str, str | None]:
     """Migrate the store and make sure a key exists; returns where the store is and a key made now, if any."""
@@ -63,6 +69,9 @@ def _serve(args: argparse.Namespace) -> int:
         "port": args.port,
         "log_level": args.log_level,
         "access_log": args.access_log,
+        "http": args.http,
+        "timeout_keep_alive": KEEP_ALIVE_S,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
     }
     if args.workers > 1:
         uvicorn.run("nodes.app:create_app", factory=True, workers=args.workers, **common)
@@ -202,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--http",
+        default="auto",
+        choices=["auto", "h11", "httptools"],
+        help="HTTP/1.1 parser (default auto: httptools when installed); h11 refuses request heads over 16 KiB",
+    )
     serve.add_argument(
         "--workers", type=int, default=1, help="processes serving the port (more than 1 needs DATABASE_URL)"
     )

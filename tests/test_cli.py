@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from support import Sandbox, Service, store_rows
 
 from nodes.cli import main
@@ -250,6 +251,22 @@ def test_sandbox_command_serves_openai_compatible_faults(tmp_path: Path) -> None
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=15)
     assert "1 fault rule(s)" in err
+
+
+def test_serve_closes_idle_connections_and_bounds_request_heads(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    served: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(options))
+    code, _, _ = run_cli(monkeypatch, capsys, tmp_path, "serve", "--http", "h11", TIERWISE_API_KEYS="local-dev-key")
+    assert code == 0
+    assert (served["http"], served["timeout_keep_alive"], served["h11_max_incomplete_event_size"]) == (
+        "h11",
+        5,
+        16 * 1024,
+    )
+    code, _, _ = run_cli(monkeypatch, capsys, tmp_path, "serve", TIERWISE_API_KEYS="local-dev-key")
+    assert code == 0 and served["http"] == "auto"
 
 
 def test_sandbox_command_refuses_a_bad_fault_file(
