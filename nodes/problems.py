@@ -1,7 +1,9 @@
 """Errors as HTTP answers: every failure becomes an RFC 9457 ``application/problem+json`` response.
 
 Our own ``ProblemError``s render themselves; the framework's 404/405/validation errors and anything
-unexpected are mapped here, once, so no client ever sees an HTML error page or a bare traceback.
+unexpected are mapped here, once, so no client ever sees an HTML error page or a bare traceback. A
+client that disconnects before its body is read is no error of ours and nobody is left to answer: it
+is logged on one line.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from nodes.errors import (
     FieldIssue,
@@ -28,6 +31,9 @@ from nodes.store import StorageUnavailable
 logger = logging.getLogger("tierwise")
 
 PROBLEM_JSON = "application/problem+json"
+
+CLIENT_CLOSED_REQUEST = 499
+"""The status logged for a request whose client left before it was read (nginx's convention); never sent."""
 
 
 def problem_response(exc: ProblemError) -> JSONResponse:
@@ -63,6 +69,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             ServiceUnavailable("storage is unavailable right now; nothing was accepted, so retry the request later")
         )
 
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        logger.info("%s %s: the client disconnected before its request was read", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem_response(InternalError())
@@ -71,4 +81,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StorageUnavailable, on_storage)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(Exception, on_unexpected)

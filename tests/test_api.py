@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import select
 import socket
 import sqlite3
@@ -437,6 +438,27 @@ def test_a_body_trickling_past_the_deadline_is_a_408(pooled_service: Callable[..
     elapsed = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert 0.5 <= elapsed < 3  # every byte came in time, but the whole body did not
+
+
+def test_a_client_gone_before_its_body_ends_is_one_line_of_log(
+    pooled_service: Callable[..., Service], caplog: pytest.LogCaptureFixture
+) -> None:
+    service = pooled_service()
+    address = urlsplit(service.url)
+    with caplog.at_level(logging.INFO, logger="tierwise"):
+        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+            sock.sendall(
+                f"POST /v1/nodes/classify HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {service.key}"
+                f'\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"input": '.encode()
+            )
+            time.sleep(0.1)
+        deadline = time.monotonic() + 5
+        while not any("disconnected" in record.getMessage() for record in caplog.records):
+            assert time.monotonic() < deadline, [record.getMessage() for record in caplog.records]
+            time.sleep(0.02)
+    [record] = [record for record in caplog.records if record.name == "tierwise"]
+    assert (record.levelno, record.exc_info) == (logging.INFO, None)
+    assert record.getMessage() == "POST /v1/nodes/classify: the client disconnected before its request was read"
 
 
 # --- hostile bodies: refused with the place, never a 500 or a 502 ----------------------------------------
