@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -109,7 +110,15 @@ def _sandbox(args: argparse.Namespace) -> int:
         f"with {len(config.faults)} fault rule(s)",
         file=sys.stderr,
     )
-    uvicorn.run(create_sandbox_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    token = args.control_token or os.environ.get("TIERWISE_SANDBOX_CONTROL_TOKEN") or None
+    if token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: the control endpoints (/_sandbox/*) are open to anyone who can reach {args.host}; "
+            "pass --control-token to lock them",
+            file=sys.stderr,
+        )
+    app = create_sandbox_app(config, control_token=token)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -234,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8090, help="port to listen on (default 8090)")
     sandbox.add_argument("--faults", metavar="FILE", help="JSON file with a sandbox configuration (faults, latency)")
     sandbox.add_argument("--latency-ms", type=float, help="added latency of every reply, in milliseconds")
+    sandbox.add_argument(
+        "--control-token",
+        metavar="TOKEN",
+        help="require 'Authorization: Bearer TOKEN' on the /_sandbox/* control endpoints "
+        "(default: TIERWISE_SANDBOX_CONTROL_TOKEN; unset, they are open)",
+    )
     sandbox.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sandbox.set_defaults(handler=_sandbox)
 
