@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from nodes.errors import (
     FieldIssue,
@@ -41,6 +42,24 @@ def problem_response(exc: ProblemError) -> JSONResponse:
     return JSONResponse(exc.to_problem(), status_code=exc.status, headers=exc.headers, media_type=PROBLEM_JSON)
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` header of a 405: every method some route answers on this request's path.
+
+    Each method is tried against the app's routes (``BaseRoute.matches``, which included routers
+    answer too), so a path served by several routes lists all of their methods.
+    """
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map every error — ours, the framework's, and the unexpected — to problem+json."""
 
@@ -51,7 +70,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 405:
-            return problem_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+            wrong = MethodNotAllowed(
+                f"{request.method} is not allowed on {request.url.path}", headers={"Allow": allowed_methods(request)}
+            )
+            return problem_response(wrong)
         if exc.status_code == 404:
             return problem_response(NotFound(f"there is nothing at {request.url.path}"))
         generic = ProblemError(str(exc.detail))

@@ -378,7 +378,10 @@ def test_unknown_node_is_404(service: Service) -> None:
 
 def test_unknown_path_is_404_and_wrong_method_405(service: Service) -> None:
     assert_problem(service.http.get("/v2/nothing"), 404, "not-found")
-    assert_problem(service.http.get("/v1/nodes/classify"), 405, "method-not-allowed")
+    wrong = service.http.get("/v1/nodes/classify")
+    assert_problem(wrong, 405, "method-not-allowed")
+    assert wrong.headers["allow"] == "POST"
+    assert service.http.post("/v1/runs/run_x").headers["allow"] == "GET"
 
 
 def test_body_over_the_limit_is_413(
