@@ -2,7 +2,7 @@
 
 Every ``/v1`` route first asks admission who is calling (401 otherwise); node and batch routes read
 the body under the size limit (413) and its deadline (408) and hand it to submissions, which answer
-with a ``Reply``.
+with a ``Reply``. What the routes take and answer is documented in ``nodes.openapi``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from nodes.catalog import catalogue
 from nodes.dashboard import DASHBOARD_HTML
 from nodes.errors import PayloadTooLarge, RequestTimeout
 from nodes.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from nodes.openapi import ROUTES, NodeName, Since, Until
 from nodes.problems import PROBLEM_JSON
 from nodes.protocol import Reply
 from nodes.stats import parse_period
@@ -78,20 +79,20 @@ def respond(reply: Reply) -> JSONResponse:
     )
 
 
-@router.get("/healthz")
+@router.get("/healthz", **ROUTES["healthz"])
 async def healthz(request: Request) -> dict[str, Any]:
     """Liveness: no key needed."""
     return {"status": "ok", "sandbox": tierwise_of(request).sandbox}
 
 
-@router.get("/v1/nodes")
+@router.get("/v1/nodes", **ROUTES["list_nodes"])
 async def list_nodes(_key: Caller) -> dict[str, Any]:
     """The node catalogue: names, input and output schemas, default tiers."""
     return {"nodes": catalogue()}
 
 
-@router.post("/v1/nodes/{node_name}")
-async def run_node(node_name: str, request: Request) -> JSONResponse:
+@router.post("/v1/nodes/{node_name}", **ROUTES["run_node"])
+async def run_node(node_name: NodeName, request: Request) -> JSONResponse:
     """Run one node request, or queue it when it carries ``callback_url``."""
     received_at = time.monotonic()
     key_name = await caller(request)  # called directly: the hot path skips the dependency solver
@@ -110,8 +111,8 @@ async def run_node(node_name: str, request: Request) -> JSONResponse:
     return respond(reply)
 
 
-@router.post("/v1/nodes/{node_name}/batch")
-async def run_batch(node_name: str, request: Request) -> JSONResponse:
+@router.post("/v1/nodes/{node_name}/batch", **ROUTES["run_batch"])
+async def run_batch(node_name: NodeName, request: Request) -> JSONResponse:
     """Run many requests to one node concurrently; answers come back in order."""
     received_at = time.monotonic()
     key_name = await caller(request)
@@ -130,22 +131,20 @@ async def run_batch(node_name: str, request: Request) -> JSONResponse:
     return respond(reply)
 
 
-@router.get("/v1/runs/{run_id}")
+@router.get("/v1/runs/{run_id}", **ROUTES["get_run"])
 async def get_run(run_id: str, request: Request, key_name: Caller) -> dict[str, Any]:
     """A run's state and, once it has finished, its answer."""
     tierwise = tierwise_of(request)
     return await run_status(tierwise.store, tierwise.queue, tierwise.outbox, run_id, key_name=key_name)
 
 
-@router.get("/v1/stats")
-async def stats(
-    request: Request, key_name: Caller, since: str | None = None, until: str | None = None
-) -> dict[str, Any]:
+@router.get("/v1/stats", **ROUTES["stats"])
+async def stats(request: Request, key_name: Caller, since: Since = None, until: Until = None) -> dict[str, Any]:
     """Per node and tier: runs, tier mix, escalations, validity, latency, cost, savings and audit agreement."""
     return await tierwise_of(request).stats.report(key_name, parse_period(since, until))
 
 
-@router.get("/metrics")
+@router.get("/metrics", **ROUTES["metrics"])
 async def metrics(request: Request) -> Response:
     """Prometheus metrics of this process, with the shared backlog."""
     tierwise = tierwise_of(request)
@@ -153,7 +152,7 @@ async def metrics(request: Request) -> Response:
     return Response(tierwise.metrics.render(backlog), media_type=METRICS_CONTENT_TYPE)
 
 
-@router.get("/dashboard")
+@router.get("/dashboard", **ROUTES["dashboard"])
 async def dashboard() -> HTMLResponse:
     """One HTML page that charts ``/v1/stats`` (it asks for an API key and keeps it in the browser)."""
     return HTMLResponse(DASHBOARD_HTML)

@@ -31,6 +31,7 @@ from nodes.keys import KeyRing
 from nodes.ladder import Ladder
 from nodes.loopback import LoopbackServer
 from nodes.metrics import Metrics
+from nodes.openapi import install_openapi
 from nodes.outbox import Deliverer, Outbox
 from nodes.pacing import Limiters
 from nodes.problems import install_problem_handlers
@@ -169,4 +170,5 @@ def create_app(
     app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(router)
+    install_openapi(app)
     return app
