@@ -1,11 +1,13 @@
 """HTTP routes: read the request, hand it on, serialise the answer. No business logic lives here.
 
 Every ``/v1`` route first asks admission who is calling (401 otherwise); node and batch routes read
-the body under the size limit (413) and hand it to submissions, which answer with a ``Reply``.
+the body under the size limit (413) and its deadline (408) and hand it to submissions, which answer
+with a ``Reply``. What the routes take and answer is documented in ``nodes.openapi``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,9 +16,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from nodes.catalog import catalogue
 from nodes.dashboard import DASHBOARD_HTML
-from nodes.errors import PayloadTooLarge
+from nodes.errors import PayloadTooLarge, RequestTimeout
 from nodes.keys import Caller
 from nodes.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from nodes.openapi import ROUTES, NodeName, Since, Until
 from nodes.problems import PROBLEM_JSON
 from nodes.protocol import Reply
 from nodes.stats import parse_period
@@ -42,18 +45,28 @@ async def caller(request: Request) -> Caller:
 KeyHolder = Annotated[Caller, Depends(caller)]
 
 
-async def read_body(request: Request, limit: int, setting: str) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+async def read_body(request: Request, limit: int, setting: str, *, timeout_s: float) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes.
+
+    The whole body must arrive within ``timeout_s`` seconds (408 otherwise): a client that trickles it,
+    or declares a ``Content-Length`` it never sends, would otherwise hold the request open forever.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {int(declared)} bytes; the limit is {limit} ({setting})")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is over the {limit}-byte limit ({setting})")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the body is over the {limit}-byte limit ({setting})")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {timeout_s:g} s (TIERWISE_BODY_TIMEOUT_S)"
+        ) from None
     return b"".join(chunks)
 
 
@@ -67,13 +80,13 @@ def respond(reply: Reply) -> JSONResponse:
     )
 
 
-@router.get("/healthz")
+@router.get("/healthz", **ROUTES["healthz"])
 async def healthz(request: Request) -> dict[str, Any]:
     """Liveness: no key needed."""
     return {"status": "ok", "sandbox": tierwise_of(request).sandbox}
 
 
-@router.get("/readyz")
+@router.get("/readyz", **ROUTES["readyz"])
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: 200 when the store takes writes and the background loops run, else 503; no key needed."""
     report = await tierwise_of(request).readiness()
@@ -81,19 +94,22 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(report, status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})
 
 
-@router.get("/v1/nodes")
+@router.get("/v1/nodes", **ROUTES["list_nodes"])
 async def list_nodes(_caller: KeyHolder) -> dict[str, Any]:
     """The node catalogue: names, input and output schemas, default tiers."""
     return {"nodes": catalogue()}
 
 
-@router.post("/v1/nodes/{node_name}")
-async def run_node(node_name: str, request: Request) -> JSONResponse:
+@router.post("/v1/nodes/{node_name}", **ROUTES["run_node"])
+async def run_node(node_name: NodeName, request: Request) -> JSONResponse:
     """Run one node request, or queue it when it carries ``callback_url``."""
     received_at = time.monotonic()
     who = await caller(request)  # called directly: the hot path skips the dependency solver
     tierwise = tierwise_of(request)
-    raw = await read_body(request, tierwise.settings.max_body_bytes, "TIERWISE_MAX_BODY_BYTES")
+    settings = tierwise.settings
+    raw = await read_body(
+        request, settings.max_body_bytes, "TIERWISE_MAX_BODY_BYTES", timeout_s=settings.body_timeout_s
+    )
     reply = await tierwise.submissions.node(
         node_name,
         raw,
@@ -104,13 +120,16 @@ async def run_node(node_name: str, request: Request) -> JSONResponse:
     return respond(reply)
 
 
-@router.post("/v1/nodes/{node_name}/batch")
-async def run_batch(node_name: str, request: Request) -> JSONResponse:
+@router.post("/v1/nodes/{node_name}/batch", **ROUTES["run_batch"])
+async def run_batch(node_name: NodeName, request: Request) -> JSONResponse:
     """Run many requests to one node concurrently; answers come back in order."""
     received_at = time.monotonic()
     who = await caller(request)
     tierwise = tierwise_of(request)
-    raw = await read_body(request, tierwise.settings.max_batch_body_bytes, "TIERWISE_MAX_BATCH_BODY_BYTES")
+    settings = tierwise.settings
+    raw = await read_body(
+        request, settings.max_batch_body_bytes, "TIERWISE_MAX_BATCH_BODY_BYTES", timeout_s=settings.body_timeout_s
+    )
     reply = await tierwise.submissions.batch(
         node_name,
         raw,
@@ -121,20 +140,20 @@ async def run_batch(node_name: str, request: Request) -> JSONResponse:
     return respond(reply)
 
 
-@router.get("/v1/runs/{run_id}")
+@router.get("/v1/runs/{run_id}", **ROUTES["get_run"])
 async def get_run(run_id: str, request: Request, who: KeyHolder) -> dict[str, Any]:
     """A run's state and, once it has finished, its answer."""
     tierwise = tierwise_of(request)
     return await run_status(tierwise.store, tierwise.queue, tierwise.outbox, run_id, key_id=who.key_id)
 
 
-@router.get("/v1/stats")
-async def stats(request: Request, who: KeyHolder, since: str | None = None, until: str | None = None) -> dict[str, Any]:
+@router.get("/v1/stats", **ROUTES["stats"])
+async def stats(request: Request, who: KeyHolder, since: Since = None, until: Until = None) -> dict[str, Any]:
     """Per node and tier: runs, tier mix, escalations, validity, latency, cost, savings and audit agreement."""
     return await tierwise_of(request).stats.report(who.key_id, parse_period(since, until))
 
 
-@router.get("/metrics")
+@router.get("/metrics", **ROUTES["metrics"])
 async def metrics(request: Request) -> Response:
     """Prometheus metrics of this process, with the shared backlog."""
     tierwise = tierwise_of(request)
@@ -142,7 +161,7 @@ async def metrics(request: Request) -> Response:
     return Response(tierwise.metrics.render(backlog), media_type=METRICS_CONTENT_TYPE)
 
 
-@router.get("/dashboard")
+@router.get("/dashboard", **ROUTES["dashboard"])
 async def dashboard() -> HTMLResponse:
     """One HTML page that charts ``/v1/stats`` (it asks for an API key and keeps it in the browser)."""
     return HTMLResponse(DASHBOARD_HTML)

@@ -3,16 +3,18 @@
 ``Tierwise.open(settings)`` opens the store (migrating it), and wires admission (keys, quotas,
 idempotency), the runner (tier caller, ladder, starting tier), submissions, the job workers, the
 outbox deliverer, stats, metrics and the routing audit. ``async with tierwise.running():`` starts
-what has to run — the embedded sandbox upstream when no real endpoint is configured, the workers and
-the deliverer — and stops them in order. ``create_app(settings)`` checks the configuration at once
-(a bad setting raises ``ConfigError`` before anything is served) and serves a ``Tierwise`` over HTTP;
-the ``tierwise batch`` command uses a ``Tierwise`` directly, so both behave the same.
+what has to run — the embedded sandbox upstream when no real endpoint is configured (its control
+endpoints locked with a random token), the workers and the deliverer — and stops them in order.
+``create_app(settings)`` checks the configuration at once (a bad setting raises ``ConfigError``
+before anything is served) and serves a ``Tierwise`` over HTTP; the ``tierwise batch`` command uses
+a ``Tierwise`` directly, so both behave the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,6 +32,7 @@ from nodes.keys import KeyRing
 from nodes.ladder import Ladder
 from nodes.loopback import LoopbackServer
 from nodes.metrics import Metrics
+from nodes.openapi import install_openapi
 from nodes.outbox import Deliverer, Outbox
 from nodes.pacing import Limiters
 from nodes.problems import install_problem_handlers
@@ -137,7 +140,9 @@ class Tierwise:
         sandbox_server = None
         try:
             if self.sandbox:
-                sandbox_server = LoopbackServer(create_sandbox_app(self.sandbox_config))
+                # A token no one is told: the control endpoints would let any local process choose the outputs.
+                control_token = secrets.token_urlsafe(32)
+                sandbox_server = LoopbackServer(create_sandbox_app(self.sandbox_config, control_token=control_token))
                 url = await sandbox_server.start()
                 self.runner.ladder = Ladder(resolve_tiers(self.settings, sandbox_url=f"{url}/v1"))
                 logger.warning(SANDBOX_BANNER.format(url=url))
@@ -186,4 +191,5 @@ def create_app(
     app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(router)
+    install_openapi(app)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -21,6 +22,12 @@ from nodes.errors import ConfigError, TierwiseError
 from nodes.keys import KeyRing
 from nodes.settings import Settings, load_settings
 from nodes.store import Row, open_store
+
+KEEP_ALIVE_S = 5
+"""An idle keep-alive connection is closed after this many seconds without a new request."""
+
+MAX_HEADER_BYTES = 16 * 1024
+"""The largest request head the h11 parser buffers (``--http h11``); httptools sets no such bound."""
 
 
 async def _prepare_store(settings: Settings) -> tuple[str, str | None]:
@@ -63,6 +70,9 @@ def _serve(args: argparse.Namespace) -> int:
         "port": args.port,
         "log_level": args.log_level,
         "access_log": args.access_log,
+        "http": args.http,
+        "timeout_keep_alive": KEEP_ALIVE_S,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
     }
     if args.workers > 1:
         uvicorn.run("nodes.app:create_app", factory=True, workers=args.workers, **common)
@@ -100,7 +110,15 @@ def _sandbox(args: argparse.Namespace) -> int:
         f"with {len(config.faults)} fault rule(s)",
         file=sys.stderr,
     )
-    uvicorn.run(create_sandbox_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    token = args.control_token or os.environ.get("TIERWISE_SANDBOX_CONTROL_TOKEN") or None
+    if token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: the control endpoints (/_sandbox/*) are open to anyone who can reach {args.host}; "
+            "pass --control-token to lock them",
+            file=sys.stderr,
+        )
+    app = create_sandbox_app(config, control_token=token)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -203,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(
+        "--http",
+        default="auto",
+        choices=["auto", "h11", "httptools"],
+        help="HTTP/1.1 parser (default auto: httptools when installed); h11 refuses request heads over 16 KiB",
+    )
+    serve.add_argument(
         "--workers", type=int, default=1, help="processes serving the port (more than 1 needs DATABASE_URL)"
     )
     serve.set_defaults(handler=_serve)
@@ -219,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8090, help="port to listen on (default 8090)")
     sandbox.add_argument("--faults", metavar="FILE", help="JSON file with a sandbox configuration (faults, latency)")
     sandbox.add_argument("--latency-ms", type=float, help="added latency of every reply, in milliseconds")
+    sandbox.add_argument(
+        "--control-token",
+        metavar="TOKEN",
+        help="require 'Authorization: Bearer TOKEN' on the /_sandbox/* control endpoints "
+        "(default: TIERWISE_SANDBOX_CONTROL_TOKEN; unset, they are open)",
+    )
     sandbox.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sandbox.set_defaults(handler=_sandbox)
 

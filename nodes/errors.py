@@ -10,6 +10,7 @@ The tree::
     │   ├── Unauthorized             401  missing or unknown API key
     │   ├── NotFound                 404  unknown node, run or path
     │   ├── MethodNotAllowed         405
+    │   ├── RequestTimeout           408  the body did not arrive in full within TIERWISE_BODY_TIMEOUT_S
     │   ├── IdempotencyConflict      409  an Idempotency-Key reused with another body
     │   ├── PayloadTooLarge          413
     │   ├── TooManyRequests          429  the caller's per-minute request limit is exhausted
@@ -146,6 +147,21 @@ class MethodNotAllowed(ProblemError):
     status = 405
     slug = "method-not-allowed"
     title = "Method not allowed"
+
+
+class RequestTimeout(ProblemError):
+    """The request body did not arrive in full in time; the connection is closed after the answer.
+
+    Whatever is still on its way belongs to a request already answered, so the connection cannot carry
+    another one.
+    """
+
+    status = 408
+    slug = "request-timeout"
+    title = "Request timeout"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Connection": "close"})
 
 
 class PayloadTooLarge(ProblemError):

@@ -9,14 +9,48 @@ run, a queued job, a batch, or is replayed for an ``Idempotency-Key``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
 from nodes.errors import FieldIssue, InvalidRequest
 from nodes.tiers import TierName
 
 TierChoice = Literal["auto", "nano", "mini", "full"]
+
+
+NON_BLANK = r"\S"
+"""The JSON Schema ``pattern`` of a string that is not empty or whitespace only (Python's ``str.strip``)."""
+
+PRESENT_JSON: dict[str, Any] = {
+    "anyOf": [{"type": "string", "pattern": NON_BLANK}, {"type": ["object", "array", "number", "boolean"]}]
+}
+"""Any JSON value but ``null`` and blank strings: what ``input`` may be."""
+
+USER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"type": {"const": "object"}, "properties": {"type": "object"}},
+    "required": ["type", "properties"],
+}
+"""The outline of a user's JSON Schema: an object root with its properties (the rest is checked on arrival)."""
+
+
+def not_a_boolean(value: Any) -> Any:
+    """Refuse ``true`` and ``false`` where a number is meant (pydantic would read them as 1 and 0).
+
+    Used as a ``mode="before"`` field validator, so the field's JSON Schema stays a plain number.
+    """
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
 
 
 @dataclass(frozen=True)
@@ -38,7 +72,9 @@ class NodeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    input: JsonValue = Field(description="The material to work on; objects are serialised for the model.")
+    input: Annotated[JsonValue, WithJsonSchema(PRESENT_JSON)] = Field(
+        description="The material to work on; objects are serialised for the model. Not null, not blank."
+    )
     instructions: str | None = Field(
         default=None, max_length=20_000, description="Extra guidance, appended after the node's own prompt."
     )

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1_000_000, gt=0, description="Largest request body accepted.")
     max_batch_body_bytes: int = Field(default=10_000_000, gt=0, description="Largest batch request body accepted.")
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a request body may take to arrive in full once its headers are in; a body still "
+        "incomplete then (sent slowly, or shorter than its Content-Length) is answered 408.",
+    )
     max_retries: int = Field(default=3, ge=0, le=10, description="Retries of one tier on transient upstream failures.")
     repair_turns: int = Field(default=1, ge=0, le=3, description="Repair turns per tier on invalid output.")
     max_attempts: int = Field(default=10, ge=1, le=50, description="Hard cap on model calls in one run.")

@@ -34,11 +34,15 @@ TLS = ssl.create_default_context()
 
 
 class Sandbox:
-    """A sandbox upstream on loopback, served from a background thread and driven by its control endpoints."""
+    """A sandbox upstream on loopback, served from a background thread and driven by its control endpoints.
 
-    def __init__(self, config: SandboxConfig | None = None) -> None:
-        self.app = create_sandbox_app(config)
+    With ``control_token`` the control endpoints ask for it, and ``http`` sends it.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None, *, control_token: str | None = None) -> None:
+        self.app = create_sandbox_app(config, control_token=control_token)
         self._server = LoopbackServer(self.app)
+        self._headers = {"Authorization": f"Bearer {control_token}"} if control_token else {}
         self.url = ""
         self.base_url = ""
         self.http = httpx.Client(timeout=10, verify=TLS)
@@ -46,7 +50,7 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         self.url = self._server.start_in_thread()
         self.base_url = f"{self.url}/v1"
-        self.http = httpx.Client(base_url=self.url, timeout=10, verify=TLS)
+        self.http = httpx.Client(base_url=self.url, headers=self._headers, timeout=10, verify=TLS)
         return self
 
     def __exit__(

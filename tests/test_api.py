@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import select
+import socket
 import sqlite3
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from support import CLIENT_KEY, Sandbox, Service
@@ -374,7 +379,10 @@ def test_unknown_node_is_404(service: Service) -> None:
 
 def test_unknown_path_is_404_and_wrong_method_405(service: Service) -> None:
     assert_problem(service.http.get("/v2/nothing"), 404, "not-found")
-    assert_problem(service.http.get("/v1/nodes/classify"), 405, "method-not-allowed")
+    wrong = service.http.get("/v1/nodes/classify")
+    assert_problem(wrong, 405, "method-not-allowed")
+    assert wrong.headers["allow"] == "POST"
+    assert service.http.post("/v1/runs/run_x").headers["allow"] == "GET"
 
 
 def test_body_over_the_limit_is_413(
@@ -392,6 +400,69 @@ def test_body_over_the_limit_is_413(
     chunked = service.http.post("/v1/nodes/classify", content=chunks(), headers={"content-type": "application/json"})
     assert_problem(chunked, 413, "payload-too-large")
     assert sandbox.requests() == []
+
+
+def post_slowly(service: Service, path: str, declared: int, parts: list[bytes], interval_s: float) -> bytes:
+    """POST over a raw socket, sending ``parts`` of a body of ``declared`` bytes ``interval_s`` apart; the answer."""
+    address = urlsplit(service.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {service.key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        for part in parts:
+            if select.select([sock], [], [], interval_s)[0]:
+                break  # the service has answered: stop sending, read what it said
+            sock.sendall(part)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_body_shorter_than_its_content_length_is_a_408(pooled_service: Callable[..., Service]) -> None:
+    service = pooled_service(body_timeout_s=0.5)
+    started = time.monotonic()
+    answer = post_slowly(service, "/v1/nodes/classify", 1000, [b'{"input": "x", '], 0)
+    elapsed = time.monotonic() - started
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), answer
+    assert b"content-type: application/problem+json" in head.lower() and b"connection: close" in head.lower()
+    problem = json.loads(body)
+    assert (problem["type"], problem["status"]) == ("/problems/request-timeout", 408)
+    assert problem["detail"] == "the request body did not arrive within 0.5 s (TIERWISE_BODY_TIMEOUT_S)"
+    assert 0.5 <= elapsed < 5
+
+
+def test_a_body_trickling_past_the_deadline_is_a_408(pooled_service: Callable[..., Service]) -> None:
+    service = pooled_service(body_timeout_s=0.5)
+    started = time.monotonic()
+    answer = post_slowly(service, "/v1/nodes/classify/batch", 100, [b" "] * 100, 0.05)
+    elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert 0.5 <= elapsed < 3  # every byte came in time, but the whole body did not
+
+
+def test_a_client_gone_before_its_body_ends_is_one_line_of_log(
+    pooled_service: Callable[..., Service], caplog: pytest.LogCaptureFixture
+) -> None:
+    service = pooled_service()
+    address = urlsplit(service.url)
+    with caplog.at_level(logging.INFO, logger="tierwise"):
+        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+            sock.sendall(
+                f"POST /v1/nodes/classify HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {service.key}"
+                f'\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"input": '.encode()
+            )
+            time.sleep(0.1)
+        deadline = time.monotonic() + 5
+        while not any("disconnected" in record.getMessage() for record in caplog.records):
+            assert time.monotonic() < deadline, [record.getMessage() for record in caplog.records]
+            time.sleep(0.02)
+    [record] = [record for record in caplog.records if record.name == "tierwise"]
+    assert (record.levelno, record.exc_info) == (logging.INFO, None)
+    assert record.getMessage() == "POST /v1/nodes/classify: the client disconnected before its request was read"
 
 
 # --- hostile bodies: refused with the place, never a 500 or a 502 ----------------------------------------

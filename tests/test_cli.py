@@ -17,9 +17,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from fastapi.testclient import TestClient
 from support import Sandbox, Service, store_rows
 
 from nodes.cli import main
@@ -250,6 +253,56 @@ def test_sandbox_command_serves_openai_compatible_faults(tmp_path: Path) -> None
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=15)
     assert "1 fault rule(s)" in err
+
+
+def test_serve_closes_idle_connections_and_bounds_request_heads(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    served: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(options))
+    code, _, _ = run_cli(monkeypatch, capsys, tmp_path, "serve", "--http", "h11", TIERWISE_API_KEYS="local-dev-key")
+    assert code == 0
+    assert (served["http"], served["timeout_keep_alive"], served["h11_max_incomplete_event_size"]) == (
+        "h11",
+        5,
+        16 * 1024,
+    )
+    code, _, _ = run_cli(monkeypatch, capsys, tmp_path, "serve", TIERWISE_API_KEYS="local-dev-key")
+    assert code == 0 and served["http"] == "auto"
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_sandbox_command_locks_its_control_endpoints_with_a_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, how: str
+) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    if how == "flag":
+        code, _, _ = run_cli(monkeypatch, capsys, tmp_path, "sandbox", "--control-token", "steer-token-0001")
+    else:
+        code, _, _ = run_cli(
+            monkeypatch, capsys, tmp_path, "sandbox", TIERWISE_SANDBOX_CONTROL_TOKEN="steer-token-0001"
+        )
+    assert code == 0
+    with TestClient(served[0]) as client:
+        assert client.get("/_sandbox/config").status_code == 401
+        steered = client.get("/_sandbox/config", headers={"Authorization": "Bearer steer-token-0001"})
+        assert steered.status_code == 200
+        chat = {"model": "gpt-5.4-nano", "messages": [{"role": "user", "content": "hi"}]}
+        assert client.post("/v1/chat/completions", json=chat).status_code == 200
+
+
+def test_sandbox_command_without_a_token_leaves_its_control_endpoints_open(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    code, _, err = run_cli(monkeypatch, capsys, tmp_path, "sandbox")
+    assert code == 0 and "warning" not in err
+    with TestClient(served[0]) as client:
+        assert client.get("/_sandbox/config").status_code == 200
+    code, _, err = run_cli(monkeypatch, capsys, tmp_path, "sandbox", "--host", "0.0.0.0")
+    assert code == 0 and "warning: the control endpoints (/_sandbox/*) are open to anyone" in err
 
 
 def test_sandbox_command_refuses_a_bad_fault_file(

@@ -25,6 +25,10 @@ def client() -> TestClient:
     async def bug() -> None:
         raise KeyError("a bug")
 
+    @app.put("/bug")
+    async def not_a_bug() -> None:
+        return None
+
     @app.get("/typed/{n}")
     async def typed(n: int) -> dict[str, int]:
         return {"n": n}
@@ -38,6 +42,8 @@ def test_unknown_paths_and_wrong_methods(client: TestClient) -> None:
     assert missing.json()["detail"] == "there is nothing at /nowhere"
     wrong = client.post("/bug")
     assert wrong.status_code == 405 and wrong.json()["detail"] == "POST is not allowed on /bug"
+    assert wrong.headers["allow"] == "GET, PUT"
+    assert client.delete("/typed/7").headers["allow"] == "GET"
 
 
 def test_framework_validation_is_a_422_naming_the_place(client: TestClient) -> None:

@@ -6,12 +6,12 @@ label. A confidence under the request's ``min_confidence`` escalates to the next
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from nodes.catalog.base import Node, Task, fence, render, system_prompt
-from nodes.protocol import NodeRequest
+from nodes.protocol import NON_BLANK, NodeRequest, not_a_boolean
 
 PROMPT = (
     "You are a precise classifier. Read the material between <input> tags and choose the label from "
@@ -34,18 +34,23 @@ class Label(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, json_schema_extra={"pattern": NON_BLANK})
     description: str | None = Field(default=None, max_length=2000)
 
 
 class ClassifyRequest(NodeRequest):
     """A classify request."""
 
-    labels: list[str | Label] = Field(description="The closed set of labels: strings or {name, description}.")
+    labels: list[Annotated[str, WithJsonSchema({"type": "string", "pattern": NON_BLANK})] | Label] = Field(
+        description="The closed set of labels: strings or {name, description}, their names unique and not blank.",
+        json_schema_extra={"minItems": 1, "maxItems": MAX_LABELS, "uniqueItems": True},
+    )
     multi_label: bool = Field(default=False, description="Choose every label that applies.")
     min_confidence: float | None = Field(
         default=None, ge=0, le=1, description="Below this confidence, escalate to the next tier."
     )
+
+    _no_boolean_confidence = field_validator("min_confidence", mode="before")(not_a_boolean)
 
     @field_validator("labels")
     @classmethod

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from nodes.catalog.base import Node, Task, fence, render, system_prompt, user_schema_task
-from nodes.protocol import NodeRequest
+from nodes.protocol import USER_SCHEMA, NodeRequest, not_a_boolean
 
 PROMPT = (
     "You are a careful writer. Using the material between <input> tags, write what the workflow "
@@ -29,13 +29,24 @@ TEXT_SCHEMA: dict[str, Any] = {
 class DraftRequest(NodeRequest):
     """A draft request."""
 
+    model_config = ConfigDict(
+        json_schema_extra={  # schema goes with format json, and only with it
+            "if": {"properties": {"format": {"const": "json"}}, "required": ["format"]},
+            "then": {"properties": {"schema": USER_SCHEMA}, "required": ["schema"]},
+            "else": {"properties": {"schema": {"type": "null"}}},
+        }
+    )
+
     format: Literal["text", "json"] = Field(default="text", description="text (default) or json.")
     schema_: dict[str, Any] | None = Field(
         default=None,
         alias="schema",
-        description="The JSON Schema of the document; required when format is json.",
+        description="The JSON Schema of the document (an object root); required when format is json, refused "
+        "when it is text.",
     )
     max_words: int | None = Field(default=None, ge=1, le=20_000, description="Upper bound on the text's words.")
+
+    _no_boolean_word_count = field_validator("max_words", mode="before")(not_a_boolean)
 
     @model_validator(mode="after")
     def _schema_matches_format(self) -> DraftRequest:

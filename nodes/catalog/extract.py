@@ -7,12 +7,12 @@ so constraints the subset cannot carry (``minLength``, ``uniqueItems`` ...) are 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from nodes.catalog.base import Node, Task, render, user_schema_task
-from nodes.protocol import NodeRequest
+from nodes.protocol import USER_SCHEMA, NodeRequest
 
 PROMPT = (
     "You extract structured data. Read the material between <input> tags and fill in the fields of the "
@@ -24,7 +24,7 @@ PROMPT = (
 class ExtractRequest(NodeRequest):
     """An extract request."""
 
-    schema_: dict[str, Any] = Field(
+    schema_: Annotated[dict[str, Any], WithJsonSchema(USER_SCHEMA)] = Field(
         alias="schema", description="A JSON Schema with an object root that the output must satisfy."
     )
 

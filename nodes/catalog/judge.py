@@ -6,12 +6,12 @@ The verdict is a fixed object — ``verdict``, ``score``, ``reasons``, ``best_in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, JsonValue, field_validator, model_validator
+from pydantic import ConfigDict, Field, JsonValue, WithJsonSchema, field_validator, model_validator
 
 from nodes.catalog.base import Node, Task, fence, render, system_prompt
-from nodes.protocol import NodeRequest
+from nodes.protocol import NON_BLANK, PRESENT_JSON, NodeRequest
 
 PROMPT = (
     "You are a strict, fair judge. Evaluate the candidate(s) between <candidates> tags against the "
@@ -41,13 +41,43 @@ def verdict_schema(candidate_count: int) -> dict[str, Any]:
     return {**VERDICT_SCHEMA, "properties": {**VERDICT_SCHEMA["properties"], "best_index": best_index}}
 
 
+def _absent_by_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # absent, not null: an explicit null is refused
+
+
 class JudgeRequest(NodeRequest):
     """A judge request: ``input`` is optional context (the task the candidates answer)."""
 
-    input: JsonValue = Field(default=None, description="Optional context: the task the candidates answer.")
+    model_config = ConfigDict(
+        json_schema_extra={  # exactly one of candidate and candidates, a null one counting as absent
+            "oneOf": [
+                {"properties": {"candidate": {"not": {"type": "null"}}}, "required": ["candidate"]},
+                {"properties": {"candidates": {"type": "array"}}, "required": ["candidates"]},
+            ]
+        }
+    )
+
+    input: Annotated[JsonValue, WithJsonSchema(PRESENT_JSON)] = Field(
+        default=None,
+        description="Optional context: the task the candidates answer. Not null, not blank.",
+        json_schema_extra=_absent_by_default,
+    )
     candidate: JsonValue = Field(default=None, description="One candidate to judge.")
-    candidates: list[JsonValue] | None = Field(default=None, description="Several candidates to compare.")
-    criteria: list[str] | str = Field(description="The criteria: a list of strings or a rubric string.")
+    candidates: Annotated[
+        list[JsonValue] | None,
+        WithJsonSchema({"anyOf": [{"type": "array", "minItems": 1, "maxItems": MAX_CANDIDATES}, {"type": "null"}]}),
+    ] = Field(default=None, description="Several candidates to compare.")
+    criteria: Annotated[
+        list[str] | str,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "array", "items": {"type": "string", "pattern": NON_BLANK}, "minItems": 1},
+                    {"type": "string", "pattern": NON_BLANK},
+                ]
+            }
+        ),
+    ] = Field(description="The criteria: a non-empty list of strings or a rubric string, none of them blank.")
 
     @field_validator("criteria")
     @classmethod

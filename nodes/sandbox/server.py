@@ -14,6 +14,11 @@ Endpoints:
   {"served", "rate_limited"}}}``: 200 replies, 429s from the rate-limit buckets, faults delivered.
 * ``DELETE /_sandbox/requests``: empty the log, zero the stats and clear the reply shaper, if any.
 
+The ``/_sandbox/*`` endpoints steer what the sandbox answers, so whoever can reach them chooses the
+outputs of every run served by it. With a ``control_token`` they ask for ``Authorization: Bearer
+<token>`` (401 otherwise) and only ``/v1/*`` stays open; the sandbox embedded in the service always
+has one, drawn at random and never shown, so no other local process can steer it.
+
 A ``ReplyShaper`` (``nodes.sandbox.shaping``) passed to ``create_sandbox_app`` decides the 200 replies
 of the models it knows; a reply it shaped is logged with a ``shaped`` member, what its ``deliver`` said.
 
@@ -34,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +47,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nodes.sandbox import wire
 from nodes.sandbox.faults import FaultRule, SandboxConfig, pick_fault
@@ -54,6 +61,7 @@ _JSON_SCHEMA_UNSUPPORTED = (
     "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
 )
 _ERROR_FAULTS = frozenset({"rate_limit", "insufficient_quota", "server_error"})
+CONTROL_PREFIX = "/_sandbox/"
 
 
 @dataclass
@@ -187,20 +195,56 @@ class _BadRequest(Exception):
         self.code = code
 
 
+class _ControlGuard:
+    """ASGI middleware: every ``/_sandbox/*`` request must carry the control token; the rest passes through.
+
+    It answers before the route runs, so no part of an unauthorised request (its body included) is read.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(CONTROL_PREFIX) and not self._authorised(scope):
+            body = wire.error_body(
+                "the sandbox's control endpoints need 'Authorization: Bearer <control token>'",
+                "invalid_request_error",
+                code="invalid_control_token",
+            )
+            refusal = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="sandbox"'})
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _authorised(self, scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return secrets.compare_digest(value, self.expected)
+        return False
+
+
 def create_sandbox_app(
     config: SandboxConfig | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
     shaper: ReplyShaper | None = None,
+    control_token: str | None = None,
 ) -> FastAPI:
     """Build a sandbox app; ``config`` is copied, so later changes go through ``PUT /_sandbox/config``.
 
     ``clock`` (seconds) drives the rate-limit buckets; tests pass a fake one to avoid real waiting.
     ``shaper`` decides the replies of the models it knows (see ``nodes.sandbox.shaping``).
+    ``control_token``, when given, is required as ``Authorization: Bearer <token>`` on every
+    ``/_sandbox/*`` endpoint (routes added to the app later included); ``/v1/*`` needs none.
     """
     state = SandboxState.from_config(config or SandboxConfig(), clock=clock, shaper=shaper)
     app = FastAPI(title="Tierwise sandbox upstream", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
+    if control_token is not None:
+        if not control_token:
+            raise ValueError("a control token cannot be empty")
+        app.add_middleware(_ControlGuard, token=control_token)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:

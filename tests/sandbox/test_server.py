@@ -15,7 +15,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 from pydantic import BaseModel
-from support import Sandbox
+from support import TLS, Sandbox
 
 from nodes.sandbox import FaultRule, SandboxConfig, create_sandbox_app
 
@@ -621,3 +621,36 @@ def test_app_copies_the_config_it_is_given() -> None:
     app = create_sandbox_app(config)
     app.state.sandbox.config.faults[0].times = 0
     assert config.faults[0].times == 1
+
+
+CONTROL_ENDPOINTS = [
+    ("GET", "/_sandbox/config"),
+    ("PUT", "/_sandbox/config"),
+    ("GET", "/_sandbox/requests"),
+    ("DELETE", "/_sandbox/requests"),
+    ("GET", "/_sandbox/stats"),
+]
+
+
+def test_a_control_token_guards_the_control_endpoints_and_only_them() -> None:
+    with (
+        Sandbox(control_token="steer-token-0001") as guarded,
+        httpx.Client(base_url=guarded.url, headers={"Authorization": "Bearer sk-test"}, verify=TLS) as caller,
+    ):
+        for method, path in CONTROL_ENDPOINTS:
+            for authorization in (None, "Bearer sk-test", "Bearer steer-token-0002", "steer-token-0001"):
+                headers = {"Authorization": authorization} if authorization else {}
+                refused = httpx.request(method, guarded.url + path, headers=headers, json={"faults": []}, verify=TLS)
+                assert refused.status_code == 401, (method, path, authorization)
+                assert refused.json()["error"]["code"] == "invalid_control_token"
+                assert refused.headers["www-authenticate"] == 'Bearer realm="sandbox"'
+        assert chat(caller).status_code == 200
+        guarded.configure(faults=[{"kind": "refusal"}])
+        assert chat(caller).json()["choices"][0]["message"]["refusal"]
+        assert [entry["fault"] for entry in guarded.requests()] == [None, "refusal"]
+        assert caller.get("/v1/models").status_code == 200
+
+
+def test_an_empty_control_token_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot be empty"):
+        create_sandbox_app(control_token="")
