@@ -25,7 +25,7 @@ from nodes import __version__
 from nodes.admission import Admission
 from nodes.api import router
 from nodes.attempts import Limits, TierCaller
-from nodes.audit import Auditor
+from nodes.audit import Auditor, AuditRates
 from nodes.idempotency import IdempotencyStore
 from nodes.jobs import JobQueue, JobWorkers
 from nodes.keys import KeyRing
@@ -42,6 +42,7 @@ from nodes.runner import Runner
 from nodes.sandbox import SandboxConfig, create_sandbox_app
 from nodes.settings import Settings, load_settings
 from nodes.stats import Stats
+from nodes.steps import StepBook, StepPolicy
 from nodes.store import Store, StoreError, check_location, open_store
 from nodes.submit import Submissions
 from nodes.tiers import LADDER, resolve_tiers, uses_sandbox
@@ -94,13 +95,20 @@ class Tierwise:
         )
         caller = TierCaller(self.provider, Limits.from_settings(settings), pacing=self.pacing)
         ladder = Ladder({} if self.sandbox else resolve_tiers(settings))
-        self.runner = Runner(caller, ladder, sandbox=self.sandbox)
+        self.steps = StepBook(store, StepPolicy(settings.step_agreement, settings.step_min_audits))
+        self.runner = Runner(caller, ladder, sandbox=self.sandbox, steps=self.steps)
         self.queue = JobQueue(store, lease_s=settings.job_lease_s)
         self.outbox = Outbox(store, deadline_s=settings.callback_deadline_s)
         self.submissions = Submissions(settings, store, self.admission, self.runner, self.queue)
         self.stats = Stats(store)
         self.metrics = Metrics(self.pacing)
-        self.auditor = Auditor(self.runner, store, rate=settings.audit_rate)
+        rates = AuditRates(
+            fixed=settings.audit_rate,
+            learning=settings.audit_learning_rate,
+            settled=settings.audit_settled_rate,
+            spend_share=settings.audit_spend_share,
+        )
+        self.auditor = Auditor(self.runner, store, rates=rates, steps=self.steps)
         self.runner.observers += [self.metrics.observe, self.auditor.consider]
         self.workers = JobWorkers(settings, store, self.queue, self.runner, self.outbox)
         self.deliverer = Deliverer(settings, self.outbox)

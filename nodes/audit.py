@@ -1,13 +1,14 @@
-"""The routing audit: a sample of runs done again one tier up, to tell whether a node sits on the right tier.
+"""The routing audit: a sample of runs done again on the neighbouring tier, to tell where a step belongs.
 
-After a run succeeds on the nano or mini tier it started on (escalated runs have already moved, so they
-say nothing about the starting tier), with probability ``TIERWISE_AUDIT_RATE`` the same task is run
-again in the background on the next tier up, and the two answers are compared: the same label(s) for
+After a run succeeds on the tier it started on (escalated runs have already moved, so they say nothing
+about the starting tier), a sample is run again in the background one tier up or down (see
+``Auditor``), and the cheaper tier's answer is compared with the dearer one's: the same label(s) for
 classify, the same verdict for judge, the same fields for extract and JSON drafts; free text is
 compared by the full tier acting as judge. The result — agreed or not, what differed, what the audit
-cost — goes to the ``audits`` table, and ``GET /v1/stats`` turns it into per-node agreement rates and
-advice. The audit's cost is reported on its own, never charged to the audited run. Audits are samples:
-one lost to a restart is simply not counted.
+cost — goes to the ``audits`` table with the run's step and key; ``nodes.steps`` turns it into the
+tier each ``tier: auto`` step starts on, ``GET /v1/stats`` and ``GET /v1/steps`` into agreement rates
+and advice. The audit's cost is reported on its own, never charged to the audited run. Audits are
+samples: one lost to a restart is simply not counted.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import asyncio
 import json
 import logging
 import random
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +27,7 @@ from nodes.cost import usd_text
 from nodes.errors import RunFailed
 from nodes.record import RunRecord
 from nodes.runner import Finished, Runner
+from nodes.steps import StepBook
 from nodes.store import Store, utc_stamp
 from nodes.tiers import LADDER, TierName
 
@@ -42,6 +46,18 @@ def normalise(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def above_or_below(tier: TierName | None, direction: int) -> TierName | None:
+    """The tier one rung up (``+1``) or down (``-1``) from ``tier``, or None past either end."""
+    if tier is None:
+        return None
+    index = LADDER.index(tier) + direction
+    return LADDER[index] if 0 <= index < len(LADDER) else None
+
+
+def _cheaper(tier: TierName, other: TierName) -> bool:
+    return LADDER.index(tier) < LADDER.index(other)
 
 
 def compare(node: str, answer: Any, reference: Any) -> tuple[bool | None, str]:
@@ -65,26 +81,92 @@ def compare(node: str, answer: Any, reference: Any) -> tuple[bool | None, str]:
     return a == b, ("same fields" if a == b else f"differs in: {', '.join(differing) or 'shape'}")
 
 
-class Auditor:
-    """Samples finished runs and audits them in background tasks."""
+@dataclass(frozen=True)
+class AuditRates:
+    """How often runs are audited: a fixed share for requested tiers, and per step under ``tier: auto``."""
 
-    def __init__(self, runner: Runner, store: Store, *, rate: float, rng: random.Random | None = None) -> None:
+    fixed: float = 0.0
+    learning: float = 0.3
+    settled: float = 0.05
+    spend_share: float = 0.2
+
+
+class Auditor:
+    """Samples finished runs and audits them in background tasks.
+
+    A run started on a tier the caller chose is audited one tier up with the fixed rate
+    (``TIERWISE_AUDIT_RATE``). A run of a ``tier: auto`` step is audited with the step's own rate: the
+    learning rate while the evidence about its tier is thin, the settled rate after; one tier up (how
+    good is the tier it ran on?) or, when that is not drawn, one tier down (would the cheaper tier do?),
+    so a step the rules put on mini can earn nano, and a settled step keeps being sampled for drift. A
+    step's audits stop while they cost more than ``spend_share`` of what its runs cost.
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        store: Store,
+        *,
+        rates: AuditRates,
+        steps: StepBook | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.runner = runner
         self.store = store
-        self.rate = rate
+        self.rates = rates
+        self.steps = steps
         self.rng = rng or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def consider(self, finished: Finished) -> None:
         """Maybe start an audit of a finished run (a runner observer)."""
         record = finished.record
-        if self.rate <= 0 or record.answer is None or record.tier == "full" or record.escalated:
+        if record.answer is None or record.escalated:
             return
-        if self.rng.random() >= self.rate:
+        if record.requested_tier == "auto" and self.steps is not None and record.step and record.key_id:
+            self._start(self._consider_step(finished.task, record))
             return
-        task = asyncio.get_running_loop().create_task(self.audit(finished.task, record))
+        if self.rates.fixed <= 0 or record.tier == "full" or self.rng.random() >= self.rates.fixed:
+            return
+        self._start(self.audit(finished.task, record, above_or_below(record.tier, +1)))
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _consider_step(self, task: Task, record: RunRecord) -> None:
+        assert self.steps is not None and record.tier is not None and record.key_id and record.step
+        try:
+            evidence = await self.steps.evidence(record.key_id, record.step)
+            tier = record.tier
+            target: TierName | None = None
+            for direction, measured in ((+1, tier), (-1, above_or_below(tier, -1))):
+                if measured is None or measured == "full" or above_or_below(tier, direction) is None:
+                    continue
+                seen = evidence.get(measured)
+                settled = seen is not None and self.steps.policy.settled(seen)
+                if self.rng.random() < (self.rates.settled if settled else self.rates.learning):
+                    target = above_or_below(tier, direction)
+                    break
+            if target is None or not await self._within_spend(record.key_id, record.step):
+                return
+        except Exception:
+            logger.exception("deciding whether to audit run %s failed", record.run_id)
+            return
+        await self.audit(task, record, target)
+        self.steps.forget(record.key_id, record.step)
+
+    async def _within_spend(self, key_id: str, step: str) -> bool:
+        """True while the step's audits cost at most ``spend_share`` of what its runs cost."""
+        spent = await self.store.fetchone(
+            "SELECT (SELECT COALESCE(SUM(CAST(cost_usd AS DOUBLE PRECISION)), 0) FROM audits "
+            "WHERE key_id = ? AND step = ?) AS audits, (SELECT COALESCE(SUM(CAST(cost_usd AS DOUBLE PRECISION)), 0) "
+            "FROM runs WHERE key_id = ? AND step = ?) AS runs",
+            (key_id, step, key_id, step),
+        )
+        assert spent is not None
+        return float(spent["audits"]) <= self.rates.spend_share * float(spent["runs"])
 
     async def _redo(self, run_id: str, task: Task, tier: TierName) -> tuple[Any, Decimal, str]:
         """Run ``task`` on ``tier`` alone: its output (None if it failed), the cost, and why it failed."""
@@ -95,26 +177,27 @@ class Auditor:
             return None, exc.cost_usd, exc.detail
         return answer.output, sum((a.cost_usd for a in budget.attempts), Decimal(0)), ""
 
-    async def audit(self, task: Task, record: RunRecord) -> None:
-        """Run ``task`` one tier above the one that answered, compare, and store the verdict."""
-        assert record.tier is not None
-        above: TierName = LADDER[LADDER.index(record.tier) + 1]
+    async def audit(self, task: Task, record: RunRecord, other: TierName | None) -> None:
+        """Run ``task`` on the ``other`` tier, compare the cheaper answer with the dearer one, store the verdict."""
+        assert record.tier is not None and other is not None
         try:
-            output, cost, failed = await self._redo(f"{record.run_id}.audit", task, above)
+            output, cost, failed = await self._redo(f"{record.run_id}.audit", task, other)
             if output is None:
-                agreed, detail = None, f"the {above} tier did not answer ({failed})"
+                agreed, detail = None, f"the {other} tier did not answer ({failed})"
             else:
-                agreed, detail = compare(record.node, record.output, output)
+                cheaper, dearer = (record.output, output) if _cheaper(record.tier, other) else (output, record.output)
+                agreed, detail = compare(record.node, cheaper, dearer)
                 if agreed is None:
-                    agreed, detail, judge_cost = await self._judge(record.run_id, task, record.output, output)
+                    agreed, detail, judge_cost = await self._judge(record.run_id, task, cheaper, dearer)
                     cost += judge_cost
             async with self.store.transaction() as tx:
                 await tx.execute(
-                    "INSERT INTO audits (run_id, node, tier, audit_tier, agreed, detail, cost_usd, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET agreed = excluded.agreed, "
-                    "detail = excluded.detail, cost_usd = excluded.cost_usd, created_at = excluded.created_at",
-                    (record.run_id, record.node, record.tier, above, None if agreed is None else int(agreed), detail,
-                     usd_text(cost), utc_stamp()),
+                    "INSERT INTO audits (run_id, node, tier, audit_tier, agreed, detail, cost_usd, created_at, step, "
+                    "key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                    "agreed = excluded.agreed, detail = excluded.detail, cost_usd = excluded.cost_usd, "
+                    "created_at = excluded.created_at",
+                    (record.run_id, record.node, record.tier, other, None if agreed is None else int(agreed), detail,
+                     usd_text(cost), utc_stamp(), record.step, record.key_id),
                 )  # fmt: skip
         except Exception:
             logger.exception("the audit of run %s failed", record.run_id)

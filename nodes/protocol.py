@@ -9,7 +9,7 @@ run, a queued job, a batch, or is replayed for an ``Idempotency-Key``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -84,6 +84,16 @@ class NodeRequest(BaseModel):
     callback_url: str | None = Field(
         default=None, description="Asynchronous mode: answer 202 at once and POST the result to this URL."
     )
+    step: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The pipeline step this request belongs to (e.g. support-triage/intent); tier auto learns a "
+        "tier per step. Default: a fingerprint of the node and its instructions, labels, schema or format.",
+    )
+
+    ROUTING_FIELDS: ClassVar[frozenset[str]] = frozenset({"tier", "max_tier", "metadata", "callback_url", "step"})
+    """Fields that say how to run or deliver a request, not what the task is: no part of a step's fingerprint."""
 
     @field_validator("input")
     @classmethod

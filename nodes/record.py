@@ -54,6 +54,9 @@ class RunRecord:
     answer: Answer | None = None
     failure: RunFailed | None = None
     warnings: tuple[str, ...] = field(default=())
+    step: str | None = None
+    requested_tier: str | None = None
+    """The ``tier`` the request asked for (``auto``, a tier, or None for the node's default)."""
 
     def __post_init__(self) -> None:
         if (self.answer is None) == (self.failure is None):
@@ -135,7 +138,7 @@ class RunRecord:
                 "baseline_cost_usd": float(self.baseline_cost_usd),
                 "savings_usd": float(self.baseline_cost_usd - self.cost_usd),
             },
-            routing={"start_tier": self.routing.tier, "reason": self.routing.reason},
+            routing={"start_tier": self.routing.tier, "reason": self.routing.reason, "step": self.step},
             latency_ms=self.latency_ms,
             metadata=self.metadata,
             sandbox=self.sandbox,

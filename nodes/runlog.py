@@ -38,8 +38,8 @@ async def write_run(tx: Tx, record: RunRecord) -> None:
         """INSERT INTO runs (run_id, node, status, start_tier, routing_reason, final_tier, model, escalated,
            attempt_count, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_usd,
            baseline_cost_usd, latency_ms, overhead_ms, sandbox, key_id, metadata, request, response,
-           created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+           created_at, step)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (
             record.run_id,
             record.node,
@@ -64,6 +64,7 @@ async def write_run(tx: Tx, record: RunRecord) -> None:
             json.dumps(record.request),
             json.dumps(record.body()),
             record.created_at,
+            record.step,
         ),
     )
     await tx.executemany(

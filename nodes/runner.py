@@ -23,7 +23,8 @@ from nodes.errors import RunBroken, RunFailed
 from nodes.ladder import Answer, Ladder
 from nodes.protocol import NodeRequest
 from nodes.record import RunRecord
-from nodes.start_tier import start_tier
+from nodes.start_tier import bounded, start_tier
+from nodes.steps import StepBook
 from nodes.store import utc_stamp
 from nodes.tiers import Decision
 
@@ -44,10 +45,11 @@ Observer = Callable[[Finished], None]
 class Runner:
     """Runs node requests over one ladder."""
 
-    def __init__(self, caller: TierCaller, ladder: Ladder, *, sandbox: bool) -> None:
+    def __init__(self, caller: TierCaller, ladder: Ladder, *, sandbox: bool, steps: StepBook | None = None) -> None:
         self.caller = caller
         self.ladder = ladder
         self.sandbox = sandbox
+        self.steps = steps
         self.observers: list[Observer] = []
 
     async def run(
@@ -68,11 +70,12 @@ class Runner:
         ran out of time or budget, or that a fault of the service itself broke off.
         """
         budget = self.caller.budget(run_id, spend_check=spend_check)
-        routing = Decision(node.default_tier, "not decided")
+        step = node.step_of(request)
+        routing = Decision(node.default_tier, "the run ended before its starting tier was chosen")
         answer: Answer | None = None
         failure: RunFailed | None = None
         try:
-            routing = await start_tier(
+            routing = await self._learned(key_id, step, task, request) or await start_tier(
                 self.caller,
                 budget,
                 self.ladder,
@@ -108,7 +111,18 @@ class Runner:
             sandbox=self.sandbox,
             answer=answer,
             failure=failure,
+            step=step,
+            requested_tier=request.tier,
         )
+
+    async def _learned(self, key_id: str | None, step: str, task: Task, request: NodeRequest) -> Decision | None:
+        """Under ``tier: auto``, the tier the step has earned from its audits; None until its evidence decides."""
+        if request.tier != "auto" or self.steps is None or key_id is None:
+            return None
+        learned = await self.steps.decide(key_id, step)
+        if learned is None:
+            return None
+        return bounded(Decision(*learned), task.node, request.max_tier)
 
     def observe(self, record: RunRecord, task: Task) -> None:
         """Tell every observer about a stored run; an observer's failure is logged, never raised."""

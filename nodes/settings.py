@@ -182,7 +182,32 @@ class Settings(BaseSettings):
         default=7 * 86_400.0, gt=0, description="How long an answer is kept for Idempotency-Key replays."
     )
     audit_rate: float = Field(
-        default=0.0, ge=0, le=1, description="Share of runs on nano/mini re-done one tier up to measure agreement."
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of runs on nano/mini re-done one tier up to measure agreement, for runs not started "
+        "by tier auto (auto's steps are audited by the learning and settled rates below).",
+    )
+    audit_learning_rate: float = Field(
+        default=0.3, ge=0, le=1, description="Share of a tier auto step's runs audited while its evidence is thin."
+    )
+    audit_settled_rate: float = Field(
+        default=0.05, ge=0, le=1, description="Share of a tier auto step's runs audited once its evidence is settled."
+    )
+    audit_spend_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Audits of a step stop while their cost is over this share of what the step's runs cost.",
+    )
+    step_agreement: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="The 95% lower bound on a cheaper tier's agreement with the tier above that earns it a step.",
+    )
+    step_min_audits: int = Field(
+        default=30, ge=1, description="Audited runs a tier needs on a step before its evidence counts."
     )
     key_rpm: int | None = Field(
         default=None, gt=0, description="Requests per minute allowed per API key (unset: no limit)."

@@ -26,9 +26,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodes.store import Store
 from nodes.tiers import LADDER, TierName
 
 EVIDENCE_WINDOW = 500
@@ -112,3 +115,54 @@ class StepPolicy:
                 return tier, f"step {step}: {'; '.join(failed)} → {tier} (its own audits are too few yet)"
             failed.append(seen.describe())
         return LADDER[-1], f"step {step}: {'; '.join(failed)} → {LADDER[-1]}"
+
+
+def lower_of(tier: str, audit_tier: str) -> TierName:
+    """The cheaper of an audited run's tier and its audit's tier: whose agreement the audit measures."""
+    lower = min(LADDER.index(tier), LADDER.index(audit_tier))
+    return LADDER[lower]
+
+
+class StepBook:
+    """Each step's evidence, read from the audits every instance writes, and the tier it earns.
+
+    Evidence is read at most every ``cache_s`` seconds per step and process (it changes by one audit
+    at a time), so a step's decision costs one query now and then, not one per request.
+    """
+
+    def __init__(
+        self, store: Store, policy: StepPolicy, *, cache_s: float = 15.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.cache_s = cache_s
+        self.clock = clock
+        self._cache: dict[tuple[str, str], tuple[float, dict[TierName, Evidence]]] = {}
+
+    async def evidence(self, key_id: str, step: str) -> dict[TierName, Evidence]:
+        """How often each cheaper tier agreed with the one above on this step's recent audits."""
+        cached = self._cache.get((key_id, step))
+        if cached is not None and self.clock() - cached[0] < self.cache_s:
+            return cached[1]
+        rows = await self.store.fetchall(
+            "SELECT tier, audit_tier, agreed FROM audits WHERE key_id = ? AND step = ? AND agreed IS NOT NULL "
+            "ORDER BY created_at DESC LIMIT ?",
+            (key_id, step, EVIDENCE_WINDOW * (len(LADDER) - 1)),
+        )
+        counts: dict[TierName, list[int]] = {}
+        for row in rows:
+            seen = counts.setdefault(lower_of(row["tier"], row["audit_tier"]), [0, 0])
+            if seen[0] < EVIDENCE_WINDOW:
+                seen[0] += 1
+                seen[1] += int(row["agreed"])
+        evidence = {tier: Evidence(tier, audited, agreed) for tier, (audited, agreed) in counts.items()}
+        self._cache[(key_id, step)] = (self.clock(), evidence)
+        return evidence
+
+    def forget(self, key_id: str, step: str) -> None:
+        """Drop the cached evidence of a step (a new audit of it was just stored here)."""
+        self._cache.pop((key_id, step), None)
+
+    async def decide(self, key_id: str, step: str) -> tuple[TierName, str] | None:
+        """The tier the step has earned and why, or None while its evidence cannot decide."""
+        return self.policy.decide(step, await self.evidence(key_id, step))

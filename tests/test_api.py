@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from support import CLIENT_KEY, Sandbox, Service
 
+from nodes.catalog import NODES
 from nodes.keys import hash_key, key_id_of
 from nodes.settings import Settings
 
@@ -58,7 +59,10 @@ def test_classify_success_body_headers_and_stored_record(service: Service, sandb
     assert 0 <= body["output"]["confidence"] <= 1
     assert (body["tier"], body["model"], body["escalated"]) == ("nano", "gpt-5.4-nano", False)
     assert body["metadata"] == {"item": 7}
-    assert body["routing"] == {"start_tier": "nano", "reason": "node default (nano)"}
+    step = NODES["classify"].step_of(
+        NODES["classify"].parse({"input": "x", "labels": ["billing", "bug", "feature_request"]})
+    )
+    assert body["routing"] == {"start_tier": "nano", "reason": "node default (nano)", "step": step}
     assert body["sandbox"] is False
     [attempt] = body["attempts"]
     assert attempt["outcome"] == "ok" and attempt["tier"] == "nano"
@@ -578,7 +582,8 @@ def test_auto_asks_nano_when_the_rules_are_unsure(service: Service, sandbox: San
     sandbox.configure(faults=[{"kind": "content", "model": "*nano*", "times": 1,
                                "content": '{"label": "COMPLEX", "confidence": 0.8}'}])  # fmt: skip
     body = service.http.post("/v1/nodes/classify", json=MIDDLE).json()
-    assert body["routing"] == {"start_tier": "full", "reason": "auto: nano rated the task COMPLEX → full"}
+    assert body["routing"]["start_tier"] == "full"
+    assert body["routing"]["reason"] == "auto: nano rated the task COMPLEX → full"
     routing, answer = body["attempts"]
     assert (routing["tier"], routing["outcome"], routing["purpose"]) == ("nano", "ok", "routing")
     assert (answer["tier"], answer["outcome"]) == ("full", "ok") and "purpose" not in answer

@@ -11,7 +11,7 @@ from typing import Any
 
 from support import Sandbox, Service
 
-from nodes.audit import Auditor, compare, normalise
+from nodes.audit import Auditor, AuditRates, compare, normalise
 from nodes.settings import Settings
 
 LABELS = ["billing", "bug"]
@@ -83,16 +83,19 @@ def test_no_audit_by_default(service: Service, sandbox: Sandbox) -> None:
 
 async def test_audit_samples_the_configured_share_of_unescalated_runs_below_full() -> None:
     audited: list[str] = []
-    auditor = Auditor(runner=None, store=None, rate=0.25, rng=random.Random(3))  # type: ignore[arg-type]
+    auditor = Auditor(runner=None, store=None, rates=AuditRates(fixed=0.25), rng=random.Random(3))  # type: ignore[arg-type]
 
-    async def record(task: object, record: SimpleNamespace) -> None:
+    async def record(task: object, record: SimpleNamespace, other: str) -> None:
+        assert other == "mini"
         audited.append(record.run_id)
 
     auditor.audit = record  # type: ignore[method-assign]
 
     def done(n: int, tier: str, status: str = "succeeded", escalated: bool = False) -> Any:
         answer = object() if status == "succeeded" else None
-        record = SimpleNamespace(run_id=f"run_{n}", answer=answer, tier=tier, escalated=escalated)
+        record = SimpleNamespace(
+            run_id=f"run_{n}", answer=answer, tier=tier, escalated=escalated, requested_tier=None, step=None
+        )
         return SimpleNamespace(record=record, task=None)
 
     for n in range(2000):

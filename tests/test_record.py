@@ -57,7 +57,7 @@ def test_a_succeeded_run_renders_the_protocol_body() -> None:
             "baseline_cost_usd": 0.0009,
             "savings_usd": 0.0007527,
         },
-        "routing": {"start_tier": "nano", "reason": "node default (nano)"},
+        "routing": {"start_tier": "nano", "reason": "node default (nano)", "step": None},
         "latency_ms": 430,
         "metadata": {"row": 3},
         "sandbox": False,

@@ -21,6 +21,7 @@ from pydantic import JsonValue
 
 from nodes.jsonbody import parse_json_object
 from nodes.protocol import NodeRequest, validate_request
+from nodes.steps import fingerprint
 from nodes.strict_schema import restore_optional, to_strict
 from nodes.tiers import TierName
 from nodes.validate import validator_for
@@ -113,6 +114,17 @@ class Node(ABC, Generic[RequestT]):
     default_tier: ClassVar[TierName]
     request_model: type[RequestT]
     output_description: ClassVar[dict[str, Any]]
+    material_fields: ClassVar[frozenset[str]] = frozenset({"input"})
+    """The request's material: what varies from item to item of one step, so no part of its fingerprint."""
+
+    def step_of(self, request: RequestT) -> str:
+        """The step ``request`` belongs to: the one it names, or the fingerprint of its task."""
+        if request.step is not None:
+            return request.step
+        task = request.model_dump(
+            mode="json", by_alias=True, exclude=set(request.ROUTING_FIELDS | self.material_fields)
+        )
+        return fingerprint(self.name, task)
 
     def parse(self, data: dict[str, Any]) -> RequestT:
         """Validate a request body's fields for this node (raises ``InvalidRequest``)."""

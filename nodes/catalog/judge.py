@@ -121,6 +121,7 @@ class Judge(Node[JudgeRequest]):
     default_tier = "full"
     request_model = JudgeRequest
     output_description = VERDICT_SCHEMA
+    material_fields = frozenset({"input", "candidate", "candidates"})
 
     def task(self, request: JudgeRequest) -> Task:
         """Build the judge task."""

@@ -183,6 +183,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "WHERE key_id IS NOT NULL GROUP BY key_id, substr(created_at, 1, 10)",
         ),
     ),
+    Migration(
+        4,
+        "steps: the pipeline step of every run and audit, for the tier each step learns",
+        (
+            "ALTER TABLE runs ADD COLUMN step TEXT",
+            "ALTER TABLE audits ADD COLUMN step TEXT",
+            "ALTER TABLE audits ADD COLUMN key_id TEXT",
+            "CREATE INDEX runs_by_step ON runs (key_id, step, created_at)",
+            "CREATE INDEX audits_by_step ON audits (key_id, step, created_at)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "make-bridge"
 NODES = ("classify", "extract", "draft", "judge")
 NOT_SENT = {"callback_url"}  # asynchronous mode answers 202, not a result; use the HTTP templates for it
+OMITTED_WHEN_EMPTY = {"step"}  # an empty step is not a step: the key is left out so the fingerprint applies
 HEADER_PARAMS = {"idempotency_key": "Idempotency-Key"}
 PARSED_PARAMS = {"schema", "metadata"}
 UNDEFINED = object()
@@ -486,7 +487,11 @@ def test_module_parameters_agree_with_the_services_input_schema(
     assert communication["response"] == {"output": "{{body}}"}
     assert communication["headers"] == {"Idempotency-Key": "{{ifempty(parameters.idempotency_key, undefined)}}"}
     expected_body = {
-        name: f"{{{{parseJsonValue(parameters.{name})}}}}" if name in PARSED_PARAMS else f"{{{{parameters.{name}}}}}"
+        name: f"{{{{parseJsonValue(parameters.{name})}}}}"
+        if name in PARSED_PARAMS
+        else f"{{{{ifempty(parameters.{name}, undefined)}}}}"
+        if name in OMITTED_WHEN_EMPTY
+        else f"{{{{parameters.{name}}}}}"
         for name in by_name
         if name not in HEADER_PARAMS
     }

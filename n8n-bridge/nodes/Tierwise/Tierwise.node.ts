@@ -260,6 +260,15 @@ const properties: INodeProperties[] = [
 				description: 'Below this confidence the run escalates to the next tier',
 			},
 			{
+				displayName: 'Step',
+				name: 'step',
+				type: 'string',
+				default: '',
+				placeholder: 'support-triage/intent',
+				description:
+					'The pipeline step this call belongs to; with tier Auto, Tierwise learns the cheapest tier that is still right for each step. Empty: a fingerprint of the instructions and the labels or schema.',
+			},
+			{
 				displayName: 'Timeout',
 				name: 'timeout',
 				type: 'number',
@@ -278,6 +287,7 @@ interface Options {
 	idempotency?: boolean;
 	maxWords?: number;
 	metadata?: unknown;
+	step?: string;
 	minConfidence?: number;
 	timeout?: number;
 }
@@ -341,6 +351,7 @@ function requestBody(fn: IExecuteFunctions, operation: Operation, itemIndex: num
 	if (given(options.metadata)) {
 		body.metadata = parseJson(fn, options.metadata, 'Metadata', itemIndex) as IDataObject;
 	}
+	if (given(options.step)) body.step = options.step;
 
 	if (operation === 'classify') {
 		body.labels = toList(fn.getNodeParameter('labels', itemIndex, ''), /,/) as IDataObject[];
