@@ -1,13 +1,28 @@
-"""User patterns on RE2: linear-time matching, the syntax it reads, and what is refused with which sentence."""
+"""User patterns on RE2: linear-time matching, the syntax it reads, and what is refused with which sentence.
+
+The last part sends hostile patterns to a running service. A backtracking match holds the GIL inside C
+for as long as it runs, so a service stuck in one would stall a test process with it: each of those
+services runs in a child process, which the test stops when it does not answer in time.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from jsonschema import Draft202012Validator
-from support import interrupted_after
+from support import CLIENT_KEY, TLS, Sandbox, Service, interrupted_after
 
+from nodes.app import create_app
+from nodes.loopback import LoopbackServer
 from nodes.patterns import (
     FORMAT_CHECKER,
     MAX_PATTERN_CHARS,
@@ -16,6 +31,7 @@ from nodes.patterns import (
     program_size,
     search,
 )
+from nodes.settings import Settings
 
 CATASTROPHIC = "^(a+)+$"
 #: 28 "a" and a "!": ``re`` needs seconds to refuse them against CATASTROPHIC, twice as long per extra "a".
@@ -231,3 +247,136 @@ def test_format_checker_takes_regex_to_mean_runs_on_re2() -> None:
     assert not FORMAT_CHECKER.conforms("(?=a)", "regex")
     assert not FORMAT_CHECKER.conforms("a" * (MAX_PATTERN_CHARS + 1), "regex")
     assert FORMAT_CHECKER.conforms("2025-01-06", "date") and not FORMAT_CHECKER.conforms("2025-13-06", "date")
+
+
+# -- hostile patterns against a running service ----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILD_TIMEOUT_S = 30
+#: The extract request of the report: in the sandbox, a sentence tried against this pattern backtracked forever.
+SENTENCE_ATTACK = {
+    "type": "object",
+    "properties": {"summary": {"type": "string", "pattern": r"^(\w+\s?)*$"}},
+    "required": ["summary"],
+}
+REPLY_ATTACK = {
+    "type": "object",
+    "properties": {"summary": {"type": "string", "pattern": CATASTROPHIC}},
+    "required": ["summary"],
+}
+
+
+def run_in_child(scenario: str, tmp_path: Path) -> dict[str, Any]:
+    """Run ``scenario(db)`` of this module in a fresh interpreter; its JSON result, or a failure after the timeout."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("TIERWISE_") and name not in ("OPENAI_API_KEY", "DATABASE_URL")
+    }
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), env.get("PYTHONPATH")]))
+    code = f"import json, sys, test_patterns; print(json.dumps(test_patterns.{scenario}(sys.argv[1])))"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "tierwise.db")],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the service did not answer the hostile request within {CHILD_TIMEOUT_S} s")
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def extract_while_checking_health(url: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """POST the extract and ask ``/healthz`` (2 s each) until it is answered; the answer and the health seen."""
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    with (
+        httpx.Client(base_url=url, timeout=20, verify=TLS) as caller,
+        httpx.Client(base_url=url, timeout=2, verify=TLS) as prober,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        extract = pool.submit(caller.post, "/v1/nodes/extract", json={"input": "x", "schema": schema}, headers=headers)
+        health: list[int | str] = []
+        while not extract.done() or not health:
+            try:
+                health.append(prober.get("/healthz").status_code)
+            except httpx.TimeoutException:
+                health.append("timeout")
+            time.sleep(0.02)
+        response = extract.result()
+    return {"status": response.status_code, "body": response.json(), "health": health}
+
+
+def scenario_sandbox_upstream(db: str) -> dict[str, Any]:
+    from conftest import service_settings
+
+    with Sandbox() as sandbox:
+        server = LoopbackServer(create_app(service_settings(sandbox.base_url, {"db": db})))
+        try:
+            return extract_while_checking_health(server.start_in_thread(), SENTENCE_ATTACK)
+        finally:
+            server.stop_thread()
+
+
+def scenario_sandbox_mode(db: str) -> dict[str, Any]:
+    server = LoopbackServer(create_app(Settings(sandbox=True, db=db, api_keys=[CLIENT_KEY])))
+    try:
+        return extract_while_checking_health(server.start_in_thread(), SENTENCE_ATTACK)
+    finally:
+        server.stop_thread()
+
+
+def scenario_hostile_replies(db: str) -> dict[str, Any]:
+    from conftest import service_settings
+
+    with Sandbox() as sandbox:
+        # Every model replies with a summary of 28 "a" and a "!", which ^(a+)+$ refuses.
+        sandbox.configure(faults=[{"kind": "content", "content": json.dumps({"summary": HOSTILE_TEXT})}])
+        server = LoopbackServer(create_app(service_settings(sandbox.base_url, {"db": db})))
+        try:
+            return extract_while_checking_health(server.start_in_thread(), REPLY_ATTACK)
+        finally:
+            server.stop_thread()
+
+
+@pytest.mark.parametrize("scenario", ["scenario_sandbox_upstream", "scenario_sandbox_mode"])
+def test_the_reported_extract_is_answered_while_healthz_answers(scenario: str, tmp_path: Path) -> None:
+    result = run_in_child(scenario, tmp_path)
+    assert result["status"] == 200, result["body"]
+    assert search(r"^(\w+\s?)*$", result["body"]["output"]["summary"])
+    assert set(result["health"]) == {200}
+
+
+def test_a_hostile_reply_is_refused_at_once_and_healthz_answers(tmp_path: Path) -> None:
+    result = run_in_child("scenario_hostile_replies", tmp_path)
+    assert result["status"] == 502 and result["body"]["type"] == "/problems/run-failed", result["body"]
+    refusal = f"$.summary: '{HOSTILE_TEXT}' does not match '{CATASTROPHIC}'"
+    attempts = result["body"]["attempts"]
+    assert [(attempt["tier"], attempt["outcome"], attempt["error"]) for attempt in attempts] == [
+        (tier, "invalid_output", refusal) for tier in ("nano", "nano", "mini", "mini", "full", "full")
+    ]
+    assert set(result["health"]) == {200}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [(r"^(\w)\1$", backreference("\\1")), (r"^(?=.*\d)\w+$", LOOKAHEAD), ("a" * 1001, TOO_LONG)],
+    ids=["backreference", "lookahead", "too-long"],
+)
+def test_unsupported_patterns_are_refused_before_any_model_call(
+    service: Service, sandbox: Sandbox, pattern: str, reason: str
+) -> None:
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": pattern}}, "required": ["code"]}
+    response = service.http.post("/v1/nodes/extract", json={"input": "x", "schema": schema})
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["type"] == "/problems/unsupported-schema"
+    assert body["errors"] == [{"loc": ["schema", "properties", "code", "pattern"], "msg": reason}]
+    assert body["detail"] == (
+        f"The JSON Schema cannot be used for structured outputs: {reason} (at schema.properties.code.pattern)."
+    )
+    assert sandbox.requests() == []
