@@ -241,7 +241,7 @@ def check_user_schema(schema: object, *, loc: Loc = ("schema",)) -> None:
             Draft202012Validator.check_schema(document, format_checker=_META_FORMATS)
         except SchemaError as err:
             _raise([FieldIssue((*loc, *err.absolute_path), f"this is not valid JSON Schema: {err.message}")])
-    pattern_issues = _pattern_issues(found, loc)
+    pattern_issues = _pattern_issues(_in_document_order(found, document), loc)
     if pattern_issues:
         _raise(pattern_issues)
     if document.get("type") != "object":
@@ -960,6 +960,29 @@ _META: Final = Draft202012Validator(_FLAT_META, format_checker=_META_FORMATS)
 _PATTERN_FINDER: Final = Draft202012Validator(
     _FLAT_META, format_checker=_meta_formats(lambda instance: not isinstance(instance, str))
 )
+
+
+def _in_document_order(found: list[ValidationError], document: Mapping[str, Any]) -> list[ValidationError]:
+    """The patterns ``found`` in the order the document holds them (jsonschema visits properties in no set order)."""
+    positions: dict[int, dict[Any, int]] = {}
+
+    def position(node: Mapping[str, Any], key: Any) -> int:
+        table = positions.get(id(node))
+        if table is None:
+            table = positions[id(node)] = {name: index for index, name in enumerate(node)}
+        return table[key]
+
+    def order(error: ValidationError) -> list[int]:
+        node: Any = document
+        at: list[int] = []
+        for part in error.absolute_path:
+            at.append(int(part) if isinstance(node, list) else position(node, part))
+            node = node[part]
+        if isinstance(node, Mapping):  # the pattern is a key of patternProperties
+            at.append(position(node, error.instance))
+        return at
+
+    return sorted(found, key=order)
 
 
 def _pattern_issues(found: list[ValidationError], loc: Loc) -> list[FieldIssue]:
