@@ -27,7 +27,8 @@ This module is in charge of that boundary, and of nothing else:
 
 The strict copy is deliberately looser than the original (dropped keywords, ``oneOf`` sent as
 ``anyOf``); the service validates every answer against the original schema afterwards (with
-``jsonschema.Draft202012Validator``), and a failed validation is repaired or escalated there.
+jsonschema's draft 2020-12 validator, its patterns on RE2: ``nodes.patterns``), and a failed
+validation is repaired or escalated there.
 """
 
 from __future__ import annotations
@@ -41,12 +42,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
 from urllib.parse import unquote, urljoin
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema_specifications import REGISTRY as SPECIFICATIONS  # type: ignore[import-untyped]
 from referencing.exceptions import Unresolvable
 
 from nodes.errors import FieldIssue, UnsupportedSchema
+from nodes.patterns import UnsupportedPattern, Validator, program_size
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -54,6 +56,7 @@ __all__ = [
     "MAX_STRING_ENUM_CHARS",
     "MAX_TOTAL_CHARS",
     "MAX_TOTAL_ENUM_VALUES",
+    "MAX_TOTAL_PATTERN_SIZE",
     "MAX_TOTAL_PROPERTIES",
     "STRING_ENUM_SIZE_THRESHOLD",
     "SUPPORTED_FORMATS",
@@ -75,6 +78,9 @@ MAX_TOTAL_CHARS: Final = 120_000
 # recursive meta-schema check, which would otherwise exhaust Python's stack (a RecursionError, i.e.
 # a 500) on a hostile schema. A schema within the limits above needs far less.
 MAX_JSON_DEPTH: Final = 64
+# Our own guard too: every pattern of a schema is compiled for RE2 when the request arrives, on the event
+# loop, so their compiled programs (RE2 instructions, compiled at about two a microsecond) are bounded together.
+MAX_TOTAL_PATTERN_SIZE: Final = 200_000
 
 SUPPORTED_FORMATS: Final = frozenset(
     {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
@@ -206,7 +212,12 @@ def check_user_schema(schema: object, *, loc: Loc = ("schema",)) -> None:
     numbers and valid Unicode strings (``NaN`` passes the meta-schema, then breaks every comparison
     and the request sent upstream), valid against the draft 2020-12 meta-schema (the first
     meta-schema error is reported with its message and its path inside the schema, appended to
-    ``loc``), whose root is ``"type": "object"`` with ``properties``. It does not check the
+    ``loc``), whose root is ``"type": "object"`` with ``properties``, and whose patterns the service
+    can run: every ``pattern`` one RE2 compiles (``nodes.patterns`` says why one cannot, and what to
+    write instead), all of them within :data:`MAX_TOTAL_PATTERN_SIZE` together. ``patternProperties``
+    is refused wherever it appears, also where :func:`to_strict` does not look (under ``contains``,
+    say, which only the validation of the answer applies): jsonschema's ``unevaluatedProperties``
+    would match its keys with Python's backtracking ``re``. Otherwise it does not check the
     structured-outputs subset; :func:`to_strict` does that.
     """
     if not isinstance(schema, Mapping):
@@ -216,11 +227,23 @@ def check_user_schema(schema: object, *, loc: Loc = ("schema",)) -> None:
     if unusable is not None:
         where, msg = unusable
         _raise([FieldIssue((*loc, *where), msg)])
-    if not _META.is_valid(document):
+    found: list[ValidationError] = []
+    invalid = False
+    for error in _PATTERN_FINDER.iter_errors(document):
+        if error.validator == "format" and error.validator_value == "regex":
+            found.append(error)
+        else:
+            invalid = True
+    # A pattern that the finder fails inside an anyOf of the meta-schema shows as another error: ask again.
+    if invalid and not _META.is_valid(document):
         try:
-            Draft202012Validator.check_schema(document)  # the same verdict, and the error as jsonschema words it
+            # The same verdict, and the error as jsonschema words it.
+            Draft202012Validator.check_schema(document, format_checker=_META_FORMATS)
         except SchemaError as err:
             _raise([FieldIssue((*loc, *err.absolute_path), f"this is not valid JSON Schema: {err.message}")])
+    pattern_issues = _pattern_issues(_in_document_order(found, document), loc)
+    if pattern_issues:
+        _raise(pattern_issues)
     if document.get("type") != "object":
         root_union = next((key for key in ("anyOf", "oneOf") if key in document), None)
         if root_union is not None:
@@ -798,7 +821,7 @@ class _Restorer:
 
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
-        self.validator = Draft202012Validator(root)
+        self.validator = Validator(root)
         self.null_ok: dict[int, bool] = {}
 
     def restore(self, instance: Any, schema: Any) -> Any:
@@ -921,7 +944,86 @@ def _flat_meta_schema() -> dict[str, Any]:
     return flat
 
 
-_META: Final = Draft202012Validator(_flat_meta_schema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
+def _meta_formats(regex: Callable[[object], bool]) -> FormatChecker:
+    """Draft 2020-12's format checks, with ``regex`` decided by ``regex`` (never by Python's ``re``)."""
+    checker = FormatChecker(formats=())
+    checker.checkers.update(Draft202012Validator.FORMAT_CHECKER.checkers)
+    checker.checks("regex")(regex)
+    return checker
+
+
+# Whether a pattern can run is RE2's to say, with a sentence of its own (_pattern_issues): the meta-schema
+# takes any string as a regex. The finder takes none, so that one pass finds every pattern with its place.
+_META_FORMATS: Final = _meta_formats(lambda instance: True)
+_FLAT_META: Final = _flat_meta_schema()
+_META: Final = Draft202012Validator(_FLAT_META, format_checker=_META_FORMATS)
+_PATTERN_FINDER: Final = Draft202012Validator(
+    _FLAT_META, format_checker=_meta_formats(lambda instance: not isinstance(instance, str))
+)
+
+
+def _in_document_order(found: list[ValidationError], document: Mapping[str, Any]) -> list[ValidationError]:
+    """The patterns ``found`` in the order the document holds them (jsonschema visits properties in no set order)."""
+    positions: dict[int, dict[Any, int]] = {}
+
+    def position(node: Mapping[str, Any], key: Any) -> int:
+        table = positions.get(id(node))
+        if table is None:
+            table = positions[id(node)] = {name: index for index, name in enumerate(node)}
+        return table[key]
+
+    def order(error: ValidationError) -> list[int]:
+        node: Any = document
+        at: list[int] = []
+        for part in error.absolute_path:
+            at.append(int(part) if isinstance(node, list) else position(node, part))
+            node = node[part]
+        if isinstance(node, Mapping):  # the pattern is a key of patternProperties
+            at.append(position(node, error.instance))
+        return at
+
+    return sorted(found, key=order)
+
+
+def _pattern_issues(found: list[ValidationError], loc: Loc) -> list[FieldIssue]:
+    """The issues of the patterns the finder found: refused ones, and the first past the schema's budget.
+
+    Compiling is what the budget bounds, so no pattern is compiled past it, nor past one too large to compile.
+    """
+    issues: list[FieldIssue] = []
+    refused_maps: set[Loc] = set()
+    sizes: dict[str, int] = {}
+    total = 0
+    for error in found:
+        where = (*loc, *error.absolute_path)
+        if list(error.schema_path)[-2:-1] == ["propertyNames"]:  # a key of patternProperties
+            if where not in refused_maps:
+                refused_maps.add(where)
+                issues.append(FieldIssue(where, _REJECTED["patternProperties"]))
+            continue
+        pattern = str(error.instance)  # a string: the finder fails no other value
+        if pattern in sizes:
+            continue
+        try:
+            sizes[pattern] = program_size(pattern)
+        except UnsupportedPattern as exc:
+            issues.append(FieldIssue(where, exc.reason))
+            if exc.too_large:
+                break
+            continue
+        total += sizes[pattern]
+        if total > MAX_TOTAL_PATTERN_SIZE:
+            issues.append(
+                FieldIssue(
+                    where,
+                    f"with this pattern the schema's patterns compile to {total:,} instructions of the "
+                    f"regular-expression engine, over the {MAX_TOTAL_PATTERN_SIZE:,} one schema may use; simplify "
+                    "them (a bounded repetition such as [a-z]{1,100} is copied once per repetition: use + or * and "
+                    "limit the length with maxLength) or use fewer",
+                )
+            )
+            break
+    return issues
 
 
 def _make_nullable(out: dict[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import protocols
 
 from nodes.jsonbody import find_unsafe
+from nodes.patterns import Validator
 
 _CODE_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(?P<body>.*?)\n?\s*```\s*$", re.DOTALL)
 MAX_REPORTED_ERRORS = 10
@@ -50,18 +51,21 @@ def json_path(path: Any) -> str:
 
 
 @lru_cache(maxsize=256)
-def _validator(schema_text: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_text))
+def _validator(schema_text: str) -> protocols.Validator:
+    return Validator(json.loads(schema_text))
 
 
-def validator_for(schema: Mapping[str, Any]) -> Draft202012Validator:
-    """A validator for ``schema``, shared by every equal schema (a task keeps its own: ``Task.validators``)."""
+def validator_for(schema: Mapping[str, Any]) -> protocols.Validator:
+    """A validator for ``schema``, shared by every equal schema (a task keeps its own: ``Task.validators``).
+
+    Draft 2020-12, with ``pattern`` and ``patternProperties`` matched by RE2 in linear time (``nodes.patterns``).
+    """
     return _validator(json.dumps(schema, sort_keys=True))
 
 
-def schema_errors(value: Any, schema: Mapping[str, Any] | Draft202012Validator) -> list[str]:
+def schema_errors(value: Any, schema: Mapping[str, Any] | protocols.Validator) -> list[str]:
     """Every way ``value`` breaks ``schema`` (or a validator's), as ``$.path: message`` lines, shallowest first."""
-    validator = schema if isinstance(schema, Draft202012Validator) else validator_for(schema)
+    validator = validator_for(schema) if isinstance(schema, Mapping) else schema
     found = sorted(validator.iter_errors(value), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     messages = [f"{json_path(error.absolute_path)}: {error.message}" for error in found[:MAX_REPORTED_ERRORS]]
     if len(found) > MAX_REPORTED_ERRORS:
@@ -69,7 +73,7 @@ def schema_errors(value: Any, schema: Mapping[str, Any] | Draft202012Validator) 
     return messages
 
 
-def check_reply(content: str | None, schema: Mapping[str, Any] | Draft202012Validator) -> Checked:
+def check_reply(content: str | None, schema: Mapping[str, Any] | protocols.Validator) -> Checked:
     """Parse ``content`` and validate it against ``schema`` (or a validator of it)."""
     if content is None or not content.strip():
         return Checked(None, ["the reply was empty; a JSON object was expected"])

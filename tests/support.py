@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import ssl
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -154,3 +157,27 @@ class Receiver:
             assert time.monotonic() < deadline, f"{len(self.received)} of {count} deliveries arrived"
             time.sleep(0.02)
         return list(self.received)
+
+
+@contextmanager
+def interrupted_after(seconds: float) -> Iterator[None]:
+    """Raise ``TimeoutError`` inside the block once it has run ``seconds`` (in the main thread, as tests run).
+
+    A signal handler runs even in the middle of a long ``re`` match, which checks for signals as it goes,
+    while a thread's join timeout or ``asyncio.timeout`` would only see the match end: this bounds code that
+    may be stuck in C. pytest-timeout's own alarm is put back afterwards.
+    """
+
+    def late(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, late)
+    remaining, interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if remaining:
+            signal.setitimer(signal.ITIMER_REAL, max(remaining - (time.monotonic() - started), 0.001), interval)

@@ -8,12 +8,15 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
+from support import interrupted_after
 
 from nodes.errors import FieldIssue, UnsupportedSchema
+from nodes.patterns import UnsupportedPattern, program_size
 from nodes.strict_schema import (
     MAX_JSON_DEPTH,
+    MAX_TOTAL_PATTERN_SIZE,
     check_user_schema,
     restore_optional,
     to_strict,
@@ -888,7 +891,11 @@ def check_problems(schema: Any, **kwargs: Any) -> list[FieldIssue]:
             ("schema", "properties", "a", "minLength"),
             "-1 is less than the minimum of 0",
         ),
-        (obj({"a": {"type": "string", "pattern": "("}}), ("schema", "properties", "a", "pattern"), "regex"),
+        (
+            obj({"a": {"type": "string", "pattern": "("}}),
+            ("schema", "properties", "a", "pattern"),
+            'this is not a valid regular expression (RE2 says "missing ): (")',
+        ),
         (obj({"a": {"$ref": 7}}), ("schema", "properties", "a", "$ref"), "not valid JSON Schema"),
         ([], ("schema",), "JSON object"),
         (None, ("schema",), "JSON object"),
@@ -959,6 +966,77 @@ def test_check_user_schema_guards_deep_nesting() -> None:
     (issue,) = check_problems(obj({"a": deep}))
     assert issue.loc == ("schema",)
     assert "nested" in issue.msg
+
+
+def reason(pattern: str) -> str:
+    with pytest.raises(UnsupportedPattern) as info:
+        program_size(pattern)
+    return info.value.reason
+
+
+def test_patterns_the_engine_cannot_run_are_refused_where_they_are() -> None:
+    schema = obj(
+        {
+            "a": {"type": "string", "pattern": r"^(\w)\1$"},
+            "b": {"type": "array", "items": {"type": "string", "pattern": "^(?=.*[0-9])"}},
+            "c": {"$ref": "#/$defs/C"},
+            # contains is left out of the strict copy, but the answer is validated against it.
+            "d": {"type": "array", "items": STRING, "contains": {"pattern": "(?<=x)y"}},
+            "e": {"anyOf": [{"type": "string", "pattern": "^(a+)+$"}, {"type": "null"}]},  # RE2 runs this one
+            "f": {"type": "string", "pattern": "(" * 1_000 + ")" * 1_000},  # too deep for re's parser
+        },
+        **{"$defs": {"C": {"type": "string", "pattern": "x\\Z"}}},
+    )
+    expected = [
+        (("schema", "properties", "a", "pattern"), reason(r"^(\w)\1$")),
+        (("schema", "properties", "b", "items", "pattern"), reason("^(?=.*[0-9])")),
+        (("schema", "properties", "d", "contains", "pattern"), reason("(?<=x)y")),
+        (
+            ("schema", "properties", "f", "pattern"),
+            "this pattern has 2,000 characters; patterns may have at most 1,000, so shorten it",
+        ),
+        (("schema", "$defs", "C", "pattern"), reason("x\\Z")),
+    ]
+    # In the document's order, which is not the order jsonschema visits the properties of an object in.
+    assert [(issue.loc, issue.msg) for issue in check_problems(schema)] == expected
+    assert [(issue.loc, issue.msg) for issue in problems(schema)] == expected  # to_strict says the same
+
+
+def test_pattern_properties_are_refused_wherever_they_are() -> None:
+    hidden = {"type": "object", "patternProperties": {"^(a+)+$": STRING}, "unevaluatedProperties": False}
+    (issue,) = check_problems(obj({"a": {"type": "array", "items": STRING, "contains": hidden}}))
+    assert issue.loc == ("schema", "properties", "a", "contains", "patternProperties")
+    assert issue.msg.startswith("patternProperties: keys matching a pattern are not supported in structured outputs")
+
+
+def test_the_patterns_of_a_schema_are_bounded_together() -> None:
+    heavy = [r"^\p{L}{1,90}$", r"^\p{L}{1,91}$"]
+    sizes = [program_size(pattern) for pattern in heavy]
+    assert sizes[0] < MAX_TOTAL_PATTERN_SIZE < sum(sizes)
+    repeated = obj({f"p{n}": {"type": "string", "pattern": heavy[0]} for n in range(50)})
+    check_user_schema(repeated)  # one pattern, compiled once, counted once
+    (issue,) = check_problems(
+        obj({"a": {"type": "string", "pattern": heavy[0]}, "b": {"type": "string", "pattern": heavy[1]}})
+    )
+    assert issue.loc == ("schema", "properties", "b", "pattern")
+    assert issue.msg == (
+        f"with this pattern the schema's patterns compile to {sum(sizes):,} instructions of the regular-expression "
+        f"engine, over the {MAX_TOTAL_PATTERN_SIZE:,} one schema may use; simplify them (a bounded repetition such "
+        "as [a-z]{1,100} is copied once per repetition: use + or * and limit the length with maxLength) or use fewer"
+    )
+
+
+def test_no_pattern_is_compiled_after_one_too_large_to_compile() -> None:
+    schema = obj({name: {"type": "string", "pattern": rf"^\p{{L}}{{1,{n}}}$"} for name, n in [("a", 300), ("b", 400)]})
+    with interrupted_after(5):
+        (issue,) = check_problems(schema)
+    assert issue.loc == ("schema", "properties", "a", "pattern")
+    assert issue.msg.startswith("this pattern is too large once compiled")
+
+
+def test_patterns_go_upstream_as_written() -> None:
+    schema = obj({"a": {"type": "string", "pattern": "^[\\u0041-\\u005A]+$"}}, ["a"])
+    assert to_strict(schema)["properties"]["a"]["pattern"] == "^[\\u0041-\\u005A]+$"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1269,7 +1347,9 @@ KEYWORDS = [
 META_VALUES = st.recursive(
     st.one_of(
         st.none(), st.booleans(), st.integers(-2, 2), st.floats(-2, 2),
-        st.sampled_from(["string", "object", "array", "null", "(", "[a-z]+", "#", "#/$defs/a", "a", "date", ""]),
+        st.sampled_from(
+            ["string", "object", "array", "null", "(", "[a-z]+", "(?=a)", "#", "#/$defs/a", "a", "date", ""]
+        ),
     ),
     lambda children: st.lists(children, max_size=3)
     | st.dictionaries(st.sampled_from([*KEYWORDS, "a", "b"]), children, max_size=4),
@@ -1284,11 +1364,18 @@ META_DOCUMENTS = st.one_of(
 )
 
 
+# Whether a pattern can run is RE2's to say, in sentences of its own: jsonschema's verdict is taken with every
+# string counted as a regex.
+ANY_REGEX = FormatChecker(formats=())
+ANY_REGEX.checkers.update(Draft202012Validator.FORMAT_CHECKER.checkers)
+ANY_REGEX.checks("regex")(lambda instance: True)
+
+
 @PROPERTY_SETTINGS
 @given(META_DOCUMENTS)
 def test_property_meta_schema_check_agrees_with_jsonschema(document: Schema) -> None:
     try:
-        Draft202012Validator.check_schema(document)
+        Draft202012Validator.check_schema(document, format_checker=ANY_REGEX)
         official = None
     except SchemaError as err:
         official = (("schema", *err.absolute_path), f"this is not valid JSON Schema: {err.message}")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from nodes.validate import UNUSABLE, check_reply, parse_json
+import pytest
+from support import interrupted_after
+
+from nodes.validate import UNUSABLE, check_reply, parse_json, schema_errors
 
 TOO_DEEP = (
     "nested more than 64 levels deep; objects and arrays may nest at most 64 levels, so flatten this "
@@ -46,3 +49,26 @@ def test_check_reply(content: str | None, errors: list[str]) -> None:
 
 def test_parse_json_keeps_plain_json() -> None:
     assert parse_json('[1, "```"]') == [1, "```"]
+
+
+# 28 characters that a backtracking engine takes seconds to refuse against ^(a+)+$ (twice as long per extra "a").
+HOSTILE = "a" * 28 + "!"
+
+
+def test_a_pattern_is_checked_in_linear_time() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "^(a+)+$"}}, "required": ["a"]}
+    with interrupted_after(1):
+        refused = check_reply(json.dumps({"a": HOSTILE}), schema)
+        accepted = check_reply(json.dumps({"a": "a" * 100_000}), schema)
+    assert refused.errors == [f"$.a: '{HOSTILE}' does not match '^(a+)+$'"]
+    assert accepted.ok
+
+
+def test_pattern_properties_and_the_properties_they_leave_use_the_same_engine() -> None:
+    schema = {"type": "object", "patternProperties": {"^(a+)+$": {"type": "integer"}}, "additionalProperties": False}
+    with interrupted_after(1):
+        errors = schema_errors({HOSTILE: 1, "aaa": "x"}, schema)
+    assert errors == [
+        f"$: '{HOSTILE}' does not match any of the regexes: '^(a+)+$'",
+        "$.aaa: 'x' is not of type 'integer'",
+    ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 
-from jsonschema import Draft202012Validator
+from jsonschema import protocols
 from pydantic import JsonValue
 
 from nodes.jsonbody import parse_json_object
@@ -56,7 +56,7 @@ class Task:
     structure_hint: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
-    def validators(self) -> tuple[Draft202012Validator, Draft202012Validator | None]:
+    def validators(self) -> tuple[protocols.Validator, protocols.Validator | None]:
         """Validators of the strict schema and of the output schema (None when they are the same schema).
 
         Built once per task, however many replies and repairs it sees.

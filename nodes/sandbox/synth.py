@@ -9,7 +9,9 @@ seeded ``random.Random`` gives the same value every time.
 
 It never raises for odd input: unknown keywords are ignored, an unresolvable ``$ref`` behaves like
 ``{}``, and a ``pattern`` it cannot satisfy falls back to a plain word (the only documented way the
-output can be invalid, besides unsatisfiable schemas).
+output can be invalid, besides unsatisfiable schemas). Candidates are tried against a ``pattern`` with
+RE2, as the service matches them (``nodes.patterns``), so a pattern that would make a backtracking
+engine run for hours cannot stall the sandbox; a pattern RE2 cannot run falls back to a plain word too.
 
 ``drift`` does the opposite on purpose, for the ``schema_drift`` fault: it breaks a valid object while
 keeping it JSON.
@@ -26,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+from nodes.patterns import UnsupportedPattern, program_size, search
 
 __all__ = ["SENTENCE_KEYS", "WORDS", "drift", "sentence", "synthesize"]
 
@@ -341,8 +345,8 @@ class _Synthesizer:
         """Return the first of a handful of candidates that matches ``pattern``, else a plain word."""
         word = self.rng.choice(WORDS)
         try:
-            compiled = re.compile(pattern)
-        except re.error:
+            program_size(pattern)
+        except UnsupportedPattern:
             return _fit_length(word, low, high, self.rng)
         candidates = [word, word.upper(), word.capitalize()]
         formatted = self.formatted(fmt) if isinstance(fmt, str) else None
@@ -352,7 +356,7 @@ class _Synthesizer:
             candidates.insert(0, sentence(self.rng))
         for candidate in (*candidates, *_PATTERN_CANDIDATES):
             if low <= len(candidate) and (high is None or len(candidate) <= high):
-                if compiled.search(candidate):
+                if search(pattern, candidate):
                     return candidate
         return _fit_length(word, low, high, self.rng)
 

@@ -15,7 +15,9 @@ import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import interrupted_after
 
+from nodes.patterns import MAX_PATTERN_CHARS, search
 from nodes.sandbox import synthesize
 from nodes.sandbox.synth import WORDS, mentioned
 
@@ -289,6 +291,22 @@ def test_string_and_number_bounds() -> None:
 def test_unsatisfiable_pattern_falls_back_to_a_word() -> None:
     value = synthesize({"type": "string", "pattern": "^zz[0-9]{9}q$"}, random.Random(0))
     assert value in WORDS
+
+
+def test_candidates_are_tried_without_backtracking() -> None:
+    # A sentence ends in a full stop, which a backtracking engine refuses here only after trying every split.
+    schema = obj(
+        {"summary": {"type": "string", "pattern": r"^(\w+\s?)*$"}, "code": {"type": "string", "pattern": "^(a+)+$"}}
+    )
+    with interrupted_after(1):
+        values = [synthesize(schema, random.Random(seed)) for seed in range(20)]
+    for value in values:
+        assert search(r"^(\w+\s?)*$", value["summary"]) and value["code"] == "a"
+
+
+@pytest.mark.parametrize("pattern", ["^(?=.*[0-9])[a-z0-9]+$", r"^(\w)\1$", "(", "a" * (MAX_PATTERN_CHARS + 1)])
+def test_a_pattern_the_engine_cannot_run_falls_back_to_a_word(pattern: str) -> None:
+    assert synthesize({"type": "string", "pattern": pattern}, random.Random(0)) in WORDS
 
 
 # -- property test over generated schemas ---------------------------------------------------------
