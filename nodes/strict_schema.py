@@ -275,6 +275,12 @@ def to_strict(schema: Mapping[str, Any], *, loc: Loc = ("schema",)) -> dict[str,
     strict = converter.convert()
     if converter.issues:
         _raise(converter.issues)
+    # The converter refuses references to other documents where it walks; the answer is also validated
+    # against parts it does not walk (``contains``, say), and nothing may be fetched there either.
+    remote = _remote_reference(schema)
+    if remote is not None:
+        where, target = remote
+        _raise([FieldIssue((*loc, *where), _REMOTE_REFERENCE.format(keyword=where[-1], target=target))])
     return strict
 
 
@@ -1126,6 +1132,28 @@ def _json_type(value: object) -> str:
     if isinstance(value, list | tuple):
         return "an array"
     return type(value).__name__
+
+
+_REFERENCE_KEYWORDS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
+_REMOTE_REFERENCE = (
+    '{keyword} {target!r} points outside this schema; only local references such as "#/$defs/Name" are '
+    "supported (nothing is fetched while answers are checked), so copy the referenced schema into $defs"
+)
+
+
+def _remote_reference(document: Mapping[str, Any]) -> tuple[Loc, str] | None:
+    """The place and target of the first reference to another document, wherever it is; found without recursion."""
+    stack: list[tuple[Any, Loc]] = [(document, ())]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, Mapping):
+            for key, child in value.items():
+                if key in _REFERENCE_KEYWORDS and isinstance(child, str) and not child.startswith("#"):
+                    return (*where, key), child
+                stack.append((child, (*where, key)))
+        elif isinstance(value, list):
+            stack.extend((child, (*where, index)) for index, child in enumerate(value))
+    return None
 
 
 def _unusable_value(document: Mapping[str, Any]) -> tuple[Loc, str] | None:

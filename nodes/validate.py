@@ -14,6 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 from jsonschema import protocols
+from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource
 
 from nodes.jsonbody import find_unsafe
 from nodes.patterns import Validator
@@ -50,9 +52,17 @@ def json_path(path: Any) -> str:
     return rendered
 
 
+def _never_fetch(uri: str) -> Resource[Any]:
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
+
+
+LOCAL_ONLY: Registry[Any] = Registry(retrieve=_never_fetch)  # type: ignore[call-arg]
+"""References resolve inside the schema only: nothing is fetched while an answer is checked."""
+
+
 @lru_cache(maxsize=256)
 def _validator(schema_text: str) -> protocols.Validator:
-    return Validator(json.loads(schema_text))
+    return Validator(json.loads(schema_text), registry=LOCAL_ONLY)
 
 
 def validator_for(schema: Mapping[str, Any]) -> protocols.Validator:

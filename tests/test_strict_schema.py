@@ -1397,3 +1397,27 @@ def test_property_to_strict_is_idempotent(original: Schema) -> None:
     strict = to_strict(original)
     assert original == before
     assert to_strict(strict) == strict
+
+
+def test_references_to_other_documents_are_refused_where_the_conversion_does_not_look() -> None:
+    contains = {"type": "array", "items": {"type": "string"}, "contains": {"$ref": "https://example.com/s.json"}}
+    with pytest.raises(UnsupportedSchema) as refused:
+        to_strict({"type": "object", "properties": {"a": contains}})
+    (issue,) = refused.value.errors
+    assert list(issue.loc) == ["schema", "properties", "a", "contains", "$ref"]
+    assert issue.msg.startswith("$ref 'https://example.com/s.json' points outside this schema")
+
+
+def test_answers_are_checked_without_fetching_anything(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.request
+
+    from referencing.exceptions import Unresolvable
+
+    from nodes.validate import validator_for
+
+    fetched: list[object] = []
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *args, **kwargs: fetched.append(args))
+    validator = validator_for({"type": "object", "properties": {"a": {"$ref": "http://127.0.0.1:1/remote.json"}}})
+    with pytest.raises(Unresolvable):
+        list(validator.iter_errors({"a": 1}))
+    assert fetched == []
