@@ -22,7 +22,7 @@ from nodes.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from nodes.openapi import ROUTES, NodeName, Since, Until
 from nodes.problems import PROBLEM_JSON
 from nodes.protocol import Reply
-from nodes.stats import parse_period
+from nodes.stats import STEPS_PERIOD, parse_period, steps_report
 from nodes.status import run_status
 
 if TYPE_CHECKING:
@@ -151,6 +151,15 @@ async def get_run(run_id: str, request: Request, who: KeyHolder) -> dict[str, An
 async def stats(request: Request, who: KeyHolder, since: Since = None, until: Until = None) -> dict[str, Any]:
     """Per node and tier: runs, tier mix, escalations, validity, latency, cost, savings and audit agreement."""
     return await tierwise_of(request).stats.report(who.key_id, parse_period(since, until))
+
+
+@router.get("/v1/steps", **ROUTES["steps"])
+async def steps(request: Request, who: KeyHolder, since: Since = None, until: Until = None) -> dict[str, Any]:
+    """Per pipeline step: runs, cost, savings, the tier ``tier: auto`` starts it on and why, its audits."""
+    tierwise = tierwise_of(request)
+    return await steps_report(
+        tierwise.store, tierwise.steps, who.key_id, parse_period(since, until, default=STEPS_PERIOD)
+    )
 
 
 @router.get("/metrics", **ROUTES["metrics"])

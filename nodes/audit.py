@@ -96,10 +96,10 @@ class Auditor:
 
     A run started on a tier the caller chose is audited one tier up with the fixed rate
     (``TIERWISE_AUDIT_RATE``). A run of a ``tier: auto`` step is audited with the step's own rate: the
-    learning rate while the evidence about its tier is thin, the settled rate after; one tier up (how
-    good is the tier it ran on?) or, when that is not drawn, one tier down (would the cheaper tier do?),
-    so a step the rules put on mini can earn nano, and a settled step keeps being sampled for drift. A
-    step's audits stop while they cost more than ``spend_share`` of what its runs cost.
+    learning rate while the evidence is thin, the settled rate after; one tier down (would the cheaper
+    tier do?) or, when that is not drawn, one tier up (is the tier it ran on good enough?), so a step the
+    rules put on mini can earn nano, and a settled step keeps being sampled for drift. A step's audits
+    stop while they cost more than ``spend_share`` of what its runs cost.
     """
 
     def __init__(
@@ -141,7 +141,8 @@ class Auditor:
             evidence = await self.steps.evidence(record.key_id, record.step)
             tier = record.tier
             target: TierName | None = None
-            for direction, measured in ((+1, tier), (-1, above_or_below(tier, -1))):
+            # Down first: whether the cheaper tier would do is the question that saves money; then up.
+            for direction, measured in ((-1, above_or_below(tier, -1)), (+1, tier)):
                 if measured is None or measured == "full" or above_or_below(tier, direction) is None:
                     continue
                 seen = evidence.get(measured)

@@ -442,6 +442,16 @@ ROUTES: dict[str, dict[str, Any]] = {
             **problems(401, 422, 503),
         },
     },
+    "steps": {
+        "operation_id": "steps",
+        "openapi_extra": KEYED,
+        "responses": {
+            200: {
+                "description": "Per pipeline step, for the calling key's runs of the last 30 days (docs/protocol.md)."
+            },
+            **problems(401, 422, 503),
+        },
+    },
     "metrics": {
         "operation_id": "metrics",
         "response_class": PlainTextResponse,

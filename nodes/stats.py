@@ -19,10 +19,12 @@ from typing import Any
 
 from nodes.cost import usd_text
 from nodes.errors import FieldIssue, InvalidRequest
+from nodes.steps import StepBook
 from nodes.store import Store, utc_stamp
 from nodes.tiers import LADDER
 
 DEFAULT_PERIOD = timedelta(hours=24)
+STEPS_PERIOD = timedelta(days=30)
 KEEP_AGREEMENT = 0.95
 MIN_AUDITS_FOR_ADVICE = 20
 ANSWER_OUTCOMES = ("ok", "invalid_output", "low_confidence", "refusal", "truncated")
@@ -41,8 +43,10 @@ class Period:
         return utc_stamp(self.since), utc_stamp(self.until)
 
 
-def parse_period(since: str | None, until: str | None, *, now: datetime | None = None) -> Period:
-    """Read ``since``/``until`` as ISO 8601 times or as ``30m``/``24h``/``7d`` ago; default: the last 24 hours."""
+def parse_period(
+    since: str | None, until: str | None, *, now: datetime | None = None, default: timedelta = DEFAULT_PERIOD
+) -> Period:
+    """Read ``since``/``until`` as ISO 8601 times or as ``30m``/``24h``/``7d`` ago; default: the last ``default``."""
     now = now or datetime.now(UTC)
 
     def read(name: str, value: str | None, default: datetime) -> datetime:
@@ -67,7 +71,7 @@ def parse_period(since: str | None, until: str | None, *, now: datetime | None =
             message = "is outside the dates that can be compared; use a time between the years 1 and 9999 in UTC"
             raise InvalidRequest(f"{name}: {message}", errors=[FieldIssue(("query", name), message)]) from exc
 
-    period = Period(read("since", since, now - DEFAULT_PERIOD), read("until", until, now))
+    period = Period(read("since", since, now - default), read("until", until, now))
     if period.since >= period.until:
         raise InvalidRequest("since must be before until", errors=[FieldIssue(("query", "since"), "after until")])
     return period
@@ -208,3 +212,65 @@ class Stats:
 
 def _ratio_decimal(part: Decimal, whole: Decimal) -> float | None:
     return round(float(part / whole), 4) if whole else None
+
+
+async def steps_report(store: Store, book: StepBook, key_id: str, period: Period) -> dict[str, Any]:
+    """``GET /v1/steps``: each step's runs, what it cost, where ``tier: auto`` starts it and why, its audits."""
+    since, until = period.bounds()
+    runs = await store.fetchall(
+        "SELECT step, node, cost_usd, baseline_cost_usd, input_tokens, cached_input_tokens FROM runs "
+        "WHERE key_id = ? AND step IS NOT NULL AND created_at >= ? AND created_at < ?",
+        (key_id, since, until),
+    )
+    audit_costs = await store.fetchall(
+        "SELECT step, cost_usd FROM audits "
+        "WHERE key_id = ? AND step IS NOT NULL AND created_at >= ? AND created_at < ?",
+        (key_id, since, until),
+    )
+    spent_on_audits: dict[str, Decimal] = defaultdict(Decimal)
+    for row in audit_costs:
+        spent_on_audits[row["step"]] += Decimal(row["cost_usd"])
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for row in runs:
+        grouped[row["step"]].append(row)
+    steps = []
+    for step in sorted(grouped):
+        rows = grouped[step]
+        cost = sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
+        baseline = sum((Decimal(r["baseline_cost_usd"]) for r in rows), Decimal(0))
+        tokens = sum(int(r["input_tokens"]) for r in rows)
+        cached = sum(int(r["cached_input_tokens"]) for r in rows)
+        evidence = await book.evidence(key_id, step)
+        decision = book.policy.decide(step, evidence)
+        steps.append(
+            {
+                "step": step,
+                "node": rows[0]["node"],
+                "runs": len(rows),
+                "start_tier": decision[0] if decision else None,
+                "reason": decision[1]
+                if decision
+                else (
+                    f"step {step}: too few audited runs yet ({book.policy.min_audits} per tier needed); under tier "
+                    "auto the free rules and the nano check decide"
+                ),
+                "audit": {
+                    tier: {
+                        "audited": seen.audited,
+                        "agreement": _ratio(seen.agreed, seen.audited),
+                        "lower_bound": round(seen.lower_bound, 4),
+                    }
+                    for tier, seen in sorted(evidence.items(), key=lambda item: LADDER.index(item[0]))
+                },
+                "audit_cost_usd": usd_text(spent_on_audits.get(step, Decimal(0))),
+                "cost_usd": usd_text(cost),
+                "baseline_cost_usd": usd_text(baseline),
+                "savings_usd": usd_text(baseline - cost),
+                "cached_input_share": _ratio(cached, tokens),
+            }
+        )
+    return {
+        "since": period.since.isoformat().replace("+00:00", "Z"),
+        "until": period.until.isoformat().replace("+00:00", "Z"),
+        "steps": steps,
+    }

@@ -25,6 +25,7 @@ PROBLEMS_OF = {
     ("get", "/v1/runs/{run_id}"): {401, 404, 503},
     ("get", "/v1/nodes"): {401, 503},
     ("get", "/v1/stats"): {401, 422, 503},
+    ("get", "/v1/steps"): {401, 422, 503},
     ("get", "/metrics"): {503},
     ("get", "/healthz"): set(),
     ("get", "/dashboard"): set(),

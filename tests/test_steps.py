@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import Sandbox, Service
 
+from nodes.settings import Settings
 from nodes.steps import Evidence, StepPolicy, fingerprint, wilson_lower_bound
 
 
@@ -74,3 +80,72 @@ def test_a_failed_tier_puts_the_step_on_the_next_one_up() -> None:
 def test_new_evidence_moves_a_step_back_down() -> None:
     assert decide((40, 32))[0] == "mini"  # type: ignore[index]
     assert decide((400, 392))[0] == "nano"  # type: ignore[index]
+
+
+# -- learning from a service's own traffic ---------------------------------------------------------------
+
+LEARNING = {
+    "audit_learning_rate": 1.0,
+    "audit_settled_rate": 1.0,
+    "audit_spend_share": 1.0,
+    "step_min_audits": 6,
+    "step_agreement": 0.5,
+}
+# Two conditions in the instructions: auto's free rules start this step on mini until it earns nano.
+INTENT = {
+    "input": "A billing question: I was charged twice for my subscription",
+    "labels": ["billing", "bug"],
+    "instructions": "Say billing if money is mentioned, unless it is a refund request about a bug.",
+    "tier": "auto",
+    "step": "support-triage/intent",
+}
+
+
+def wait_for_audits(service: Service, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while len(service.rows("SELECT run_id FROM audits WHERE agreed IS NOT NULL")) < count:
+        assert time.monotonic() < deadline, "the audits did not come"
+        time.sleep(0.05)
+
+
+def test_a_step_earns_nano_from_its_own_audits_and_says_why(
+    start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings]
+) -> None:
+    service = start_service(make_settings(**LEARNING))
+    first = service.http.post("/v1/nodes/classify", json=INTENT).json()
+    assert (first["routing"]["start_tier"], first["routing"]["step"]) == ("mini", "support-triage/intent")
+    assert first["routing"]["reason"].startswith("auto: instructions have 2 conditions")
+    for _ in range(5):
+        service.http.post("/v1/nodes/classify", json=INTENT)
+    wait_for_audits(service, 6)  # each run on mini is audited on nano: the sandbox's tiers agree
+    audits = service.rows("SELECT tier, audit_tier, agreed, step FROM audits")
+    assert {(a["tier"], a["audit_tier"], a["agreed"], a["step"]) for a in audits} == {
+        ("mini", "nano", 1, "support-triage/intent")
+    }
+    time.sleep(0.3)
+    learned = service.http.post("/v1/nodes/classify", json=INTENT).json()
+    assert learned["tier"] == "nano" and learned["routing"]["start_tier"] == "nano"
+    assert learned["routing"]["reason"].startswith(
+        "step support-triage/intent: nano agrees with mini on 100% of 6 audited runs (lower bound"
+    )
+    listed = service.http.get("/v1/steps").json()["steps"]
+    [step] = [s for s in listed if s["step"] == "support-triage/intent"]
+    assert (step["node"], step["runs"], step["start_tier"]) == ("classify", 7, "nano")
+    assert step["audit"]["nano"]["audited"] >= 6 and step["audit"]["nano"]["agreement"] == 1.0
+    assert Decimal(step["savings_usd"]) > 0 and Decimal(step["audit_cost_usd"]) > 0
+
+
+def test_a_step_whose_cheap_tier_disagrees_stays_up(
+    start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings], sandbox: Sandbox
+) -> None:
+    sandbox.configure(faults=[{"kind": "content", "model": "*nano*", "content": '{"label": "bug", "confidence": 0.9}'}])
+    service = start_service(make_settings(**LEARNING))
+    for _ in range(6):
+        assert service.http.post("/v1/nodes/classify", json=INTENT).json()["tier"] == "mini"
+    wait_for_audits(service, 6)
+    time.sleep(0.3)
+    body = service.http.post("/v1/nodes/classify", json=INTENT).json()
+    assert body["routing"]["start_tier"] == "mini"
+    assert body["routing"]["reason"].startswith(
+        "step support-triage/intent: nano agrees with mini on 0% of 6 audited runs (lower bound 0%) → mini"
+    )
