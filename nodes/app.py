@@ -96,7 +96,7 @@ class Tierwise:
         caller = TierCaller(self.provider, Limits.from_settings(settings), pacing=self.pacing)
         ladder = Ladder({} if self.sandbox else resolve_tiers(settings))
         self.steps = StepBook(store, StepPolicy(settings.step_agreement, settings.step_min_audits))
-        self.runner = Runner(caller, ladder, sandbox=self.sandbox, steps=self.steps)
+        self.runner = Runner(caller, ladder, sandbox=self.sandbox, steps=self.steps, processing=settings.processing)
         self.queue = JobQueue(store, lease_s=settings.job_lease_s)
         self.outbox = Outbox(store, deadline_s=settings.callback_deadline_s)
         self.submissions = Submissions(settings, store, self.admission, self.runner, self.queue)

@@ -2,6 +2,7 @@
 
     call ──transient failure (429, 5xx, timeout…)──▶ back off, call again (at most max_retries)
       │                                                 └─ not retryable, or retries used up ─▶ give the tier up
+      ├─ flex found no capacity (not billed) ───────▶ the same call at once on standard (or flex after a backoff)
       ├─ a check fails and a repair turn is left ──▶ call again, told the errors
       └─ otherwise ─────────────────────────────────▶ the tier's verdict (accepted, or why not)
 
@@ -28,6 +29,7 @@ from nodes.checks import Accepted, Outcome, Rejection, Verdict, judge_reply
 from nodes.cost import Usage, cost_usd, total_usage
 from nodes.errors import (
     BudgetExhausted,
+    CapacityUnavailable,
     RateLimited,
     RunDeadlineExceeded,
     RunFailed,
@@ -35,6 +37,7 @@ from nodes.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from nodes.lanes import FLEX_SERVICE_TIER, Lane, lane_answered
 from nodes.pacing import Limiters, TierLimiter
 from nodes.provider import ModelReply, ModelRequest, Provider
 from nodes.settings import Settings
@@ -61,6 +64,7 @@ class Limits:
     run_timeout_s: float = 120.0
     max_output_tokens: int = 4096
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    flex_unavailable: Literal["standard", "retry"] = "standard"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -72,6 +76,7 @@ class Limits:
             run_timeout_s=settings.run_timeout_s,
             max_output_tokens=settings.max_output_tokens,
             backoff=BackoffPolicy(settings.backoff_base_s, settings.backoff_cap_s, settings.retry_after_cap_s),
+            flex_unavailable=settings.flex_unavailable,
         )
 
 
@@ -91,6 +96,7 @@ class Attempt:
     elapsed_s: float = 0.0
     waited_s: float = 0.0
     purpose: Purpose = "answer"
+    processing: Lane = "standard"
 
     def as_dict(self) -> dict[str, Any]:
         """The attempt as it appears in a response's ``attempts`` list (money as a JSON number)."""
@@ -106,6 +112,7 @@ class Attempt:
             "cost_usd": float(self.cost_usd),
             "repair": self.repair,
             "waited_ms": self.waited_ms,
+            "processing": self.processing,
         }
         if self.error is not None:
             body["error"] = self.error
@@ -119,7 +126,11 @@ SpendCheck = Callable[[Decimal], Awaitable[None]]
 
 
 class RunBudget:
-    """A run in progress: the attempts made so far, and the caps they all share (attempts, deadline, spend)."""
+    """A run in progress: its attempts so far, the caps they share, and how its calls are sent.
+
+    The caps are the attempt cap, the deadline and the caller's spend; the calls go on the processing
+    lane the run asked for, with its step as the prompt-cache key.
+    """
 
     def __init__(
         self,
@@ -128,11 +139,15 @@ class RunBudget:
         clock: Callable[[], float] = time.monotonic,
         *,
         spend_check: SpendCheck | None = None,
+        processing: Lane = "standard",
+        cache_key: str | None = None,
     ) -> None:
         self.run_id = run_id
         self.limits = limits
         self.clock = clock
         self.spend_check = spend_check
+        self.processing = processing
+        self.cache_key = cache_key
         self.started = clock()
         self.deadline = self.started + limits.run_timeout_s
         self.attempts: list[Attempt] = []
@@ -226,9 +241,18 @@ class TierCaller:
         self.clock = clock
         self.sleep = sleep
 
-    def budget(self, run_id: str, *, spend_check: SpendCheck | None = None) -> RunBudget:
+    def budget(
+        self,
+        run_id: str,
+        *,
+        spend_check: SpendCheck | None = None,
+        processing: Lane = "standard",
+        cache_key: str | None = None,
+    ) -> RunBudget:
         """A fresh budget for a run, on this caller's clock."""
-        return RunBudget(run_id, self.limits, self.clock, spend_check=spend_check)
+        return RunBudget(
+            run_id, self.limits, self.clock, spend_check=spend_check, processing=processing, cache_key=cache_key
+        )
 
     async def attempt(self, run: RunBudget, tier: Tier, task: Task, *, purpose: Purpose = "answer") -> TierResult:
         """Work ``task`` on ``tier`` until it is accepted or the tier is given up; raises when the run's caps end it."""
@@ -238,6 +262,7 @@ class TierCaller:
         ]
         retries = repairs = 0
         waited_s = 0.0
+        lane: Lane = run.processing if tier.offers(run.processing) else "standard"
         pacer = self.pacing[tier.name] if self.pacing is not None else None
         while True:
             await run.ensure_room()
@@ -246,13 +271,20 @@ class TierCaller:
                 waited_s += await self._paced(run, pacer, estimate)
             started = self.clock()
             try:
-                reply = await self._call(run, tier, task, messages)
+                reply = await self._call(run, tier, task, messages, lane)
             except UpstreamError as error:
                 if pacer is not None:
                     pacer.observe_headers(error.headers)
                     if isinstance(error, RateLimited):
                         pacer.observe_rate_limited(error.retry_after_s)
-                run.attempts.append(self._failed(tier, error, started, repairs > 0, waited_s, purpose))
+                run.attempts.append(self._failed(tier, error, started, repairs > 0, waited_s, purpose, lane))
+                if isinstance(error, CapacityUnavailable) and lane == "flex":
+                    if self.limits.flex_unavailable == "standard" or retries >= self.limits.max_retries:
+                        lane, waited_s = "standard", 0.0
+                    else:
+                        waited_s = await self._back_off(run, retries, error)
+                        retries += 1
+                    continue
                 if not error.retryable or retries >= self.limits.max_retries:
                     return TierResult(tier.name, tier.model, Rejection(error.outcome, [error.message]))  # type: ignore[arg-type]
                 waited_s = await self._back_off(run, retries, error)
@@ -262,7 +294,10 @@ class TierCaller:
                 pacer.settle(estimate, reply.usage.input_tokens + reply.usage.output_tokens)
                 pacer.observe_headers(reply.headers)
             verdict = judge_reply(task, reply)
-            run.attempts.append(self._answered(tier, reply, verdict, started, repairs > 0, waited_s, purpose))
+            answered_on = lane_answered(lane, reply.service_tier)
+            run.attempts.append(
+                self._answered(tier, reply, verdict, started, repairs > 0, waited_s, purpose, answered_on)
+            )
             waited_s = 0.0
             if isinstance(verdict, Rejection) and verdict.repairable and repairs < self.limits.repair_turns:
                 repairs += 1
@@ -288,15 +323,19 @@ class TierCaller:
         await self.sleep(delay)
         return delay
 
-    async def _call(self, run: RunBudget, tier: Tier, task: Task, messages: list[dict[str, str]]) -> ModelReply:
-        """One model call, bounded by what is left of the run."""
+    async def _call(
+        self, run: RunBudget, tier: Tier, task: Task, messages: list[dict[str, str]], lane: Lane
+    ) -> ModelReply:
+        """One model call on ``lane``, bounded by what is left of the run."""
         remaining = run.remaining_s
         request = ModelRequest(
             messages=messages,
             schema_name=task.schema_name,
             output_schema=task.strict_schema,
             max_output_tokens=self.limits.max_output_tokens,
-            timeout_s=min(tier.timeout_s, max(remaining, 0.001)),
+            timeout_s=min(tier.call_timeout_s(lane), max(remaining, 0.001)),
+            service_tier=FLEX_SERVICE_TIER if lane == "flex" else None,
+            prompt_cache_key=run.cache_key,
         )
         try:
             async with asyncio.timeout(remaining):
@@ -313,6 +352,7 @@ class TierCaller:
         repair: bool,
         waited_s: float,
         purpose: Purpose,
+        lane: Lane,
     ) -> Attempt:
         elapsed = self.clock() - started
         return Attempt(
@@ -321,17 +361,25 @@ class TierCaller:
             outcome=verdict.outcome,
             latency_ms=round(elapsed * 1000),
             usage=reply.usage,
-            cost_usd=cost_usd(reply.usage, tier.price),
+            cost_usd=cost_usd(reply.usage, tier.price_on(lane)),
             repair=repair,
             waited_ms=round(waited_s * 1000),
             error="; ".join(verdict.errors)[:1000] if verdict.errors else None,
             elapsed_s=elapsed,
             waited_s=waited_s,
             purpose=purpose,
+            processing=lane,
         )
 
     def _failed(
-        self, tier: Tier, error: UpstreamError, started: float, repair: bool, waited_s: float, purpose: Purpose
+        self,
+        tier: Tier,
+        error: UpstreamError,
+        started: float,
+        repair: bool,
+        waited_s: float,
+        purpose: Purpose,
+        lane: Lane,
     ) -> Attempt:
         elapsed = self.clock() - started
         return Attempt(
@@ -347,4 +395,5 @@ class TierCaller:
             elapsed_s=elapsed,
             waited_s=waited_s,
             purpose=purpose,
+            processing=lane,
         )

@@ -171,7 +171,7 @@ class Auditor:
 
     async def _redo(self, run_id: str, task: Task, tier: TierName) -> tuple[Any, Decimal, str]:
         """Run ``task`` on ``tier`` alone: its output (None if it failed), the cost, and why it failed."""
-        budget = self.runner.caller.budget(run_id)
+        budget = self.runner.caller.budget(run_id, processing="flex")  # audits can wait: flex where the tier has it
         try:
             answer = await self.runner.ladder.climb(self.runner.caller, budget, task, tier, tier)
         except RunFailed as exc:

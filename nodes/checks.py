@@ -29,6 +29,7 @@ Outcome = Literal[
     "refusal",
     "truncated",
     "rate_limited",
+    "unavailable",
     "upstream_error",
     "timeout",
 ]

@@ -24,6 +24,7 @@ The tree::
     ├── UpstreamError                one failed model call (internal: the run retries or escalates)
     │   ├── RateLimited              429: retried after Retry-After or backoff
     │   ├── QuotaExhausted           429 insufficient_quota: never retried
+    │   ├── CapacityUnavailable      429 resource_unavailable: no flex capacity (not billed); on to standard
     │   ├── ServerError              5xx, 408, 409, an empty reply: retried
     │   ├── RequestRejected          other 4xx: not retried
     │   ├── UpstreamTimeout          retried
@@ -327,6 +328,12 @@ class RateLimited(UpstreamError):
 
 class QuotaExhausted(UpstreamError):
     """HTTP 429 ``insufficient_quota``: the account is out of credit; waiting does not help."""
+
+
+class CapacityUnavailable(UpstreamError):
+    """HTTP 429 ``resource_unavailable``: no capacity for a flex call right now; it was not billed."""
+
+    outcome = "unavailable"
 
 
 class ServerError(UpstreamError):

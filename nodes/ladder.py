@@ -19,11 +19,21 @@ from typing import Any
 from nodes.attempts import RunBudget, TierCaller, TierResult
 from nodes.catalog import Task
 from nodes.checks import Accepted, Outcome, Rejection
-from nodes.errors import RunDeadlineExceeded, RunFailed
+from nodes.errors import FieldIssue, InvalidRequest, RunDeadlineExceeded, RunFailed
+from nodes.lanes import Lane
 from nodes.tiers import LADDER, Tier, TierName
 
 ESCALATE_ON: frozenset[Outcome] = frozenset(
-    {"invalid_output", "low_confidence", "refusal", "truncated", "rate_limited", "upstream_error", "timeout"}
+    {
+        "invalid_output",
+        "low_confidence",
+        "refusal",
+        "truncated",
+        "rate_limited",
+        "unavailable",
+        "upstream_error",
+        "timeout",
+    }
 )
 
 
@@ -48,6 +58,18 @@ class Ladder:
         """The tiers from ``start`` up to ``ceiling`` inclusive (just ``start`` if it is above the ceiling)."""
         first, last = LADDER.index(start), LADDER.index(ceiling)
         return [self.tiers[name] for name in LADDER[first : max(first, last) + 1]]
+
+    def refuse_missing_lane(self, lane: Lane, lowest: TierName, ceiling: TierName) -> None:
+        """Raise ``InvalidRequest`` unless every tier a run may use, ``lowest`` to ``ceiling``, offers ``lane``."""
+        for tier in self.rungs(lowest, ceiling):
+            if not tier.offers(lane):
+                upper = tier.name.upper()
+                raise InvalidRequest(
+                    f"processing: the {tier.name} tier ({tier.model}) has no {lane} lane, and this run may use it; "
+                    f"send processing standard, keep max_tier below {tier.name}, or set TIERWISE_{upper}_LANES "
+                    f"if its endpoint offers {lane}",
+                    errors=[FieldIssue(("processing",), f"the {tier.name} tier has no {lane} lane")],
+                )
 
     async def climb(self, caller: TierCaller, run: RunBudget, task: Task, start: TierName, ceiling: TierName) -> Answer:
         """Work ``task`` from ``start`` up to ``ceiling`` until a tier's answer is accepted."""

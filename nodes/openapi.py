@@ -25,6 +25,7 @@ from pydantic.json_schema import models_json_schema
 
 from nodes.catalog import NODES
 from nodes.checks import Outcome
+from nodes.lanes import LANES
 from nodes.problems import PROBLEM_JSON
 from nodes.protocol import BatchRequest
 from nodes.tiers import LADDER
@@ -125,6 +126,11 @@ COMPONENTS: dict[str, Any] = {
             "cost_usd": MONEY,
             "repair": {"type": "boolean"},
             "waited_ms": COUNT,
+            "processing": {
+                "type": "string",
+                "enum": list(LANES),
+                "description": "The lane the call was processed and priced on.",
+            },
             "error": {"description": "What went wrong, for every outcome but ok."},
             "purpose": {"type": "string", "description": "routing, for the starting-tier check of tier auto."},
         },
@@ -140,6 +146,7 @@ COMPONENTS: dict[str, Any] = {
             "cost_usd",
             "repair",
             "waited_ms",
+            "processing",
         ],
     },
     "RunMembers": {

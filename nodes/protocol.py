@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from nodes.errors import FieldIssue, InvalidRequest
+from nodes.lanes import Lane
 from nodes.tiers import TierName
 
 TierChoice = Literal["auto", "nano", "mini", "full"]
@@ -84,6 +85,11 @@ class NodeRequest(BaseModel):
     callback_url: str | None = Field(
         default=None, description="Asynchronous mode: answer 202 at once and POST the result to this URL."
     )
+    processing: Lane | None = Field(
+        default=None,
+        description="The price lane: standard, or flex (half price, slower; falls back to standard when out of "
+        "capacity). Default: TIERWISE_PROCESSING (standard unless set).",
+    )
     step: str | None = Field(
         default=None,
         min_length=1,
@@ -92,7 +98,9 @@ class NodeRequest(BaseModel):
         "tier per step. Default: a fingerprint of the node and its instructions, labels, schema or format.",
     )
 
-    ROUTING_FIELDS: ClassVar[frozenset[str]] = frozenset({"tier", "max_tier", "metadata", "callback_url", "step"})
+    ROUTING_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"tier", "max_tier", "metadata", "callback_url", "step", "processing"}
+    )
     """Fields that say how to run or deliver a request, not what the task is: no part of a step's fingerprint."""
 
     @field_validator("input")

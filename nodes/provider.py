@@ -23,6 +23,7 @@ import openai
 from nodes.backoff import is_retryable, parse_retry_after
 from nodes.cost import Usage
 from nodes.errors import (
+    CapacityUnavailable,
     ConnectionFailed,
     QuotaExhausted,
     RateLimited,
@@ -52,6 +53,10 @@ class ModelRequest:
     output_schema: dict[str, Any]
     max_output_tokens: int
     timeout_s: float
+    service_tier: str | None = None
+    """OpenAI's processing lane for the call (``flex``); None sends none, which is standard."""
+    prompt_cache_key: str | None = None
+    """Groups calls that share a prompt prefix, so OpenAI's prompt cache finds them (the step's identity)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ class ModelReply:
     model: str
     structured_outputs: StructuredOutputMode
     headers: Mapping[str, str] = field(default_factory=dict)
+    service_tier: str | None = None
+    """The processing lane the endpoint says it used, when it says."""
 
 
 class Provider(Protocol):
@@ -110,6 +117,8 @@ def _refuses_json_schema(exc: openai.APIStatusError) -> bool:
 def _status_error_class(status: int, code: str | None) -> type[UpstreamError]:
     """Which kind of failure an HTTP error status is (the mapping table at the SDK edge)."""
     if status == 429:
+        if code == "resource_unavailable":
+            return CapacityUnavailable
         return QuotaExhausted if code == "insufficient_quota" else RateLimited
     if status in (408, 409) or status >= 500:
         return ServerError
@@ -211,6 +220,10 @@ class OpenAIProvider:
             "response_format": response_format_for(mode, request),
             "max_completion_tokens": request.max_output_tokens,
         }
+        if request.service_tier is not None:
+            body["service_tier"] = request.service_tier
+        if request.prompt_cache_key is not None:
+            body["prompt_cache_key"] = request.prompt_cache_key
         raw = await self._client(tier).post(
             "/chat/completions", cast_to=httpx2.Response, body=body, options={"timeout": request.timeout_s}
         )
@@ -228,6 +241,7 @@ class OpenAIProvider:
             model=completion.get("model") or tier.model,
             structured_outputs=mode,
             headers={k.lower(): v for k, v in raw.headers.items()},
+            service_tier=completion.get("service_tier") if isinstance(completion.get("service_tier"), str) else None,
         )
 
     async def aclose(self) -> None:

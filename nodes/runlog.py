@@ -69,8 +69,8 @@ async def write_run(tx: Tx, record: RunRecord) -> None:
     )
     await tx.executemany(
         """INSERT INTO attempts (run_id, seq, tier, model, outcome, latency_ms, waited_ms, repair, input_tokens,
-           cached_input_tokens, output_tokens, reasoning_tokens, cost_usd, error)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+           cached_input_tokens, output_tokens, reasoning_tokens, cost_usd, error, processing)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [
             (
                 record.run_id,
@@ -87,6 +87,7 @@ async def write_run(tx: Tx, record: RunRecord) -> None:
                 attempt.usage.reasoning_tokens,
                 usd_text(attempt.cost_usd),
                 attempt.error,
+                attempt.processing,
             )
             for seq, attempt in enumerate(record.attempts)
         ],

@@ -10,6 +10,7 @@ exceptions: a run that every tier failed is a record with a ``RunFailed`` inside
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,12 +22,13 @@ from nodes.catalog import Node, Task
 from nodes.cost import cost_usd
 from nodes.errors import RunBroken, RunFailed
 from nodes.ladder import Answer, Ladder
+from nodes.lanes import Lane
 from nodes.protocol import NodeRequest
 from nodes.record import RunRecord
 from nodes.start_tier import bounded, start_tier
 from nodes.steps import StepBook
 from nodes.store import utc_stamp
-from nodes.tiers import Decision
+from nodes.tiers import LADDER, Decision, TierName
 
 logger = logging.getLogger("tierwise.runner")
 
@@ -42,15 +44,47 @@ class Finished:
 Observer = Callable[[Finished], None]
 
 
+def cache_key_of(key_id: str | None, step: str) -> str:
+    """The ``prompt_cache_key`` of a step's calls: its identity, hashed so no name leaves the service."""
+    return "tw-" + hashlib.sha256(f"{key_id}\n{step}".encode()).hexdigest()[:32]
+
+
 class Runner:
     """Runs node requests over one ladder."""
 
-    def __init__(self, caller: TierCaller, ladder: Ladder, *, sandbox: bool, steps: StepBook | None = None) -> None:
+    def __init__(
+        self,
+        caller: TierCaller,
+        ladder: Ladder,
+        *,
+        sandbox: bool,
+        steps: StepBook | None = None,
+        processing: Lane = "standard",
+    ) -> None:
         self.caller = caller
         self.ladder = ladder
         self.sandbox = sandbox
         self.steps = steps
+        self.processing = processing
         self.observers: list[Observer] = []
+
+    def lane_of(self, request: NodeRequest) -> Lane:
+        """The lane a request's calls go on: its own ``processing``, else the service's default."""
+        return request.processing or self.processing
+
+    def check_lane(self, node: Node[Any], request: NodeRequest) -> None:
+        """Refuse (422) a request whose lane some tier it may use does not offer, before it runs or queues."""
+        lane = self.lane_of(request)
+        if lane == "standard":
+            return
+        start: TierName
+        if request.tier == "auto":
+            start = "nano"  # auto may start anywhere, and its nano check runs on nano
+        elif request.tier is None:
+            start = node.default_tier
+        else:
+            start = request.tier
+        self.ladder.refuse_missing_lane(lane, min(start, request.max_tier, key=LADDER.index), request.max_tier)
 
     async def run(
         self,
@@ -69,8 +103,10 @@ class Runner:
         Every outcome is a record, so whatever the run spent is stored: a run that every tier failed, that
         ran out of time or budget, or that a fault of the service itself broke off.
         """
-        budget = self.caller.budget(run_id, spend_check=spend_check)
         step = node.step_of(request)
+        budget = self.caller.budget(
+            run_id, spend_check=spend_check, processing=self.lane_of(request), cache_key=cache_key_of(key_id, step)
+        )
         routing = Decision(node.default_tier, "the run ended before its starting tier was chosen")
         answer: Answer | None = None
         failure: RunFailed | None = None

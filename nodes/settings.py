@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from nodes.errors import ConfigError
+from nodes.lanes import Lane
 
 StructuredOutputMode = Literal["json_schema", "json_object"]
 
@@ -73,8 +74,36 @@ class TierSettings(BaseModel):
         gt=0,
         description="Tokens per minute to pace this tier at; learned from the upstream if unset.",
     )
+    lanes: Annotated[list[Lane] | None, NoDecode] = Field(
+        default=None,
+        description="Comma-separated processing lanes this tier's endpoint offers (standard, flex); default: "
+        "standard and flex on OpenAI's endpoint and the sandbox, standard elsewhere.",
+    )
+    flex_price_share: Decimal = Field(
+        default=Decimal("0.5"), gt=0, le=1, description="What a flex call costs, as a share of the standard prices."
+    )
+    flex_timeout_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="Timeout of one flex call, in seconds (flex is slow; OpenAI advises 15 minutes); never past "
+        "the run's deadline.",
+    )
 
     _refuse_placeholder_key = field_validator("api_key")(_refuse_placeholder)
+
+    @field_validator("lanes", mode="before")
+    @classmethod
+    def _split_lanes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [lane.strip() for lane in value.split(",") if lane.strip()]
+        return value
+
+    @field_validator("lanes")
+    @classmethod
+    def _standard_always(cls, value: list[Lane] | None) -> list[Lane] | None:
+        if value is not None and "standard" not in value:
+            raise ValueError("every tier has the standard lane; list it with the others (standard,flex)")
+        return value
 
     @field_validator("price_input", "price_cached_input", "price_output")
     @classmethod
@@ -147,6 +176,16 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a request body may take to arrive in full once its headers are in; a body still "
         "incomplete then (sent slowly, or shorter than its Content-Length) is answered 408.",
+    )
+    processing: Lane = Field(
+        default="standard",
+        description="The lane a request is processed on when it does not say (its processing field): standard or "
+        "flex; every tier must offer it.",
+    )
+    flex_unavailable: Literal["standard", "retry"] = Field(
+        default="standard",
+        description="When a flex call finds no capacity (429 resource_unavailable, not billed): repeat it at once "
+        "on standard, or retry flex after a backoff (standard once the retries are used up).",
     )
     max_retries: int = Field(default=3, ge=0, le=10, description="Retries of one tier on transient upstream failures.")
     repair_turns: int = Field(default=1, ge=0, le=3, description="Repair turns per tier on invalid output.")

@@ -71,6 +71,7 @@ class Submissions:
                 return admitted
             request = node.parse(data)
             task = node.task(request)
+            self.runner.check_lane(node, request)
             if request.callback_url is not None:
                 return await self.enqueue(node, request, data, admitted)
             return reply_of(await self.run_now(node, request, task, data, admitted, received_at))
@@ -206,6 +207,7 @@ class Submissions:
             merged = {**defaults, **item}
             request = node.parse(merged)
             task = node.task(request)
+            self.runner.check_lane(node, request)
             admitted = Admitted(caller, claim)
             if request.callback_url is not None:
                 queued = await self.enqueue(node, request, merged, admitted)

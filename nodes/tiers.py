@@ -6,12 +6,14 @@ Escalation climbs ``nano → mini → full``; a run starts on some rung and may 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 from nodes.cost import Price
 from nodes.errors import ConfigError
-from nodes.settings import Settings, StructuredOutputMode
+from nodes.lanes import LANES, Lane, lane_price
+from nodes.settings import Settings, StructuredOutputMode, TierSettings
 
 TierName = Literal["nano", "mini", "full"]
 LADDER: tuple[TierName, ...] = get_args(TierName)
@@ -30,6 +32,23 @@ class Tier:
     price: Price
     timeout_s: float
     structured_outputs: StructuredOutputMode
+    lanes: Mapping[Lane, Price] | None = None
+    """The lanes this tier offers and their prices (None: standard only, at ``price``)."""
+    flex_timeout_s: float = 900.0
+
+    def offers(self, lane: Lane) -> bool:
+        """Whether this tier's endpoint processes calls on ``lane``."""
+        return lane == "standard" or (self.lanes is not None and lane in self.lanes)
+
+    def price_on(self, lane: Lane) -> Price:
+        """What a call costs on ``lane`` (a lane the tier lacks is never sent, so never priced)."""
+        if lane == "standard" or self.lanes is None:
+            return self.price
+        return self.lanes[lane]
+
+    def call_timeout_s(self, lane: Lane) -> float:
+        """How long one call on ``lane`` may take."""
+        return self.flex_timeout_s if lane == "flex" else self.timeout_s
 
 
 @dataclass(frozen=True)
@@ -83,13 +102,33 @@ def resolve_tiers(settings: Settings, *, sandbox_url: str | None = None) -> dict
                     "(or set TIERWISE_SANDBOX=1 to use the built-in sandbox)."
                 )
             api_key = key or "not-needed"
+        price = Price(conf.price_input, conf.price_cached_input, conf.price_output)
+        offered = lanes_of(conf, sandbox=sandbox_url is not None)
         tiers[name] = Tier(
             name=name,
             model=conf.model,
             base_url=base_url,
             api_key=api_key,
-            price=Price(conf.price_input, conf.price_cached_input, conf.price_output),
+            price=price,
             timeout_s=conf.timeout_s,
             structured_outputs=conf.structured_outputs,
+            lanes={lane: lane_price(price, conf.flex_price_share) if lane == "flex" else price for lane in offered},
+            flex_timeout_s=conf.flex_timeout_s,
+        )
+    lacking = [name for name in LADDER if not tiers[name].offers(settings.processing)]
+    if lacking:
+        raise ConfigError(
+            f"TIERWISE_PROCESSING is {settings.processing}, but the {', '.join(lacking)} tier has no "
+            f"{settings.processing} lane: set TIERWISE_{lacking[0].upper()}_LANES if its endpoint offers it, "
+            "or leave TIERWISE_PROCESSING at standard and ask for the lane per request."
         )
     return tiers
+
+
+def lanes_of(conf: TierSettings, *, sandbox: bool) -> tuple[Lane, ...]:
+    """The lanes a tier offers: as configured, else every lane on OpenAI's endpoint and the sandbox."""
+    if conf.lanes is not None:
+        return tuple(lane for lane in LANES if lane in conf.lanes)
+    if sandbox or conf.base_url is None:
+        return LANES
+    return ("standard",)

@@ -140,12 +140,9 @@ async def store(store_location: dict[str, Any]) -> AsyncIterator[Store]:
 
 
 def tier_overrides(base_url: str) -> dict[str, Any]:
-    """Settings that point every tier at ``base_url`` with a throwaway key."""
-    return {
-        "nano": NanoTier(base_url=base_url, api_key="upstream-test-key"),
-        "mini": MiniTier(base_url=base_url, api_key="upstream-test-key"),
-        "full": FullTier(base_url=base_url, api_key="upstream-test-key"),
-    }
+    """Settings that point every tier at ``base_url`` (a sandbox: it offers flex) with a throwaway key."""
+    tier: dict[str, Any] = {"base_url": base_url, "api_key": "upstream-test-key", "lanes": ["standard", "flex"]}
+    return {"nano": NanoTier(**tier), "mini": MiniTier(**tier), "full": FullTier(**tier)}
 
 
 def service_settings(base_url: str, store: dict[str, Any], **overrides: Any) -> Settings:

@@ -51,6 +51,7 @@ def reply(
     usage: Usage | None = None,
     model: str = "scripted-model",
     elapsed_s: float = 0.0,
+    service_tier: str | None = None,
 ) -> Step:
     """A reply step; ``content`` that is not a string is sent as its JSON text."""
     text = content if isinstance(content, str) or content is None else json.dumps(content)
@@ -62,6 +63,7 @@ def reply(
             usage=usage or Usage(input_tokens=100, output_tokens=10),
             model=model,
             structured_outputs="json_schema",
+            service_tier=service_tier,
         ),
         elapsed_s=elapsed_s,
     )
@@ -106,11 +108,11 @@ class ScriptedProvider:
 
 
 def scripted_tiers() -> dict[TierName, Tier]:
-    """The three default tiers (models and prices), bound to an endpoint no scripted test ever calls."""
+    """The three default tiers (models, prices, lanes), bound to an endpoint no scripted test ever calls."""
     from nodes.settings import Settings
     from nodes.tiers import resolve_tiers
 
-    unused = {"base_url": "http://127.0.0.1:9/v1", "api_key": "scripted-key"}
+    unused = {"base_url": "http://127.0.0.1:9/v1", "api_key": "scripted-key", "lanes": ["standard", "flex"]}
     return resolve_tiers(Settings(nano=unused, mini=unused, full=unused))
 
 

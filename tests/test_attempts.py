@@ -14,6 +14,7 @@ from nodes.catalog import NODES, Task
 from nodes.checks import Accepted, Rejection
 from nodes.cost import Usage
 from nodes.errors import (
+    CapacityUnavailable,
     ConnectionFailed,
     QuotaExhausted,
     RateLimited,
@@ -23,6 +24,8 @@ from nodes.errors import (
     ServerError,
 )
 from nodes.pacing import Limiters
+from nodes.settings import Settings
+from nodes.tiers import resolve_tiers
 
 TIERS = scripted_tiers()
 POLICY = BackoffPolicy(base_s=0.5, cap_s=8.0, retry_after_cap_s=120.0)
@@ -198,3 +201,80 @@ def test_token_estimate_counts_characters_and_a_bounded_reply() -> None:
     messages = [{"role": "system", "content": "x" * 400}, {"role": "user", "content": "y" * 400}]
     assert estimate_tokens(messages, 4096) == 200 + 256
     assert estimate_tokens(messages, 100) == 200 + 100
+
+
+# --- processing lanes ---------------------------------------------------------------------------------------------
+
+FLEX_USAGE = Usage(input_tokens=400, output_tokens=20)
+NANO_STANDARD = (400 * Decimal("0.20") + 20 * Decimal("1.25")) / 10**6
+
+
+def lanes(budget: RunBudget) -> list[tuple[str, str, Decimal]]:
+    return [(a.processing, a.outcome, a.cost_usd) for a in budget.attempts]
+
+
+async def test_a_flex_call_is_sent_as_flex_and_priced_at_half() -> None:
+    clock = FakeClock()
+    provider = ScriptedProvider.of(reply(ANSWER, usage=FLEX_USAGE, service_tier="flex"))
+    tiers_caller = caller(provider, clock)
+    budget = tiers_caller.budget("run_1", processing="flex", cache_key="tw-step")
+    assert (await tiers_caller.attempt(budget, TIERS["nano"], classify_task())).accepted
+    assert lanes(budget) == [("flex", "ok", NANO_STANDARD / 2)]
+    ((_, request),) = provider.calls
+    assert (request.service_tier, request.prompt_cache_key, request.timeout_s) == ("flex", "tw-step", 120.0)
+    assert budget.attempts[0].as_dict()["processing"] == "flex"
+
+
+async def test_a_flex_call_answered_on_default_is_priced_as_standard() -> None:
+    clock = FakeClock()
+    provider = ScriptedProvider.of(reply(ANSWER, usage=FLEX_USAGE, service_tier="default"))
+    tiers_caller = caller(provider, clock)
+    budget = tiers_caller.budget("run_1", processing="flex")
+    await tiers_caller.attempt(budget, TIERS["nano"], classify_task())
+    assert lanes(budget) == [("standard", "ok", NANO_STANDARD)]
+
+
+async def test_no_flex_capacity_costs_nothing_and_the_call_is_repeated_at_once_on_standard() -> None:
+    clock = FakeClock()
+    unavailable = CapacityUnavailable("HTTP 429 resource_unavailable", status=429, code="resource_unavailable")
+    provider = ScriptedProvider.of(fail(unavailable, elapsed_s=0.5), reply(ANSWER, usage=FLEX_USAGE))
+    tiers_caller = caller(provider, clock)
+    budget = tiers_caller.budget("run_1", processing="flex")
+    assert (await tiers_caller.attempt(budget, TIERS["nano"], classify_task())).accepted
+    assert lanes(budget) == [("flex", "unavailable", Decimal(0)), ("standard", "ok", NANO_STANDARD)]
+    assert clock.slept == []
+    assert [request.service_tier for _, request in provider.calls] == ["flex", None]
+
+
+async def test_with_retry_no_flex_capacity_is_waited_out_on_flex_then_standard_once_retries_are_used() -> None:
+    clock = FakeClock()
+    unavailable = CapacityUnavailable("HTTP 429 resource_unavailable", status=429, code="resource_unavailable")
+    provider = ScriptedProvider.of(*[fail(unavailable)] * 3, reply(ANSWER, usage=FLEX_USAGE))
+    tiers_caller = caller(provider, clock, max_retries=2, flex_unavailable="retry")
+    budget = tiers_caller.budget("run_1", processing="flex")
+    assert (await tiers_caller.attempt(budget, TIERS["nano"], classify_task())).accepted
+    rng = random.Random(7)
+    assert clock.slept == [backoff_delay(n, POLICY, rng) for n in range(2)]
+    assert [request.service_tier for _, request in provider.calls] == ["flex", "flex", "flex", None]
+    assert lanes(budget)[-1] == ("standard", "ok", NANO_STANDARD)
+
+
+async def test_a_tier_without_flex_is_called_on_standard() -> None:
+    local = {"base_url": "http://127.0.0.1:9/v1", "lanes": ["standard"]}
+    tiers = resolve_tiers(Settings(nano=local, mini=local, full=local))
+    clock = FakeClock()
+    provider = ScriptedProvider.of(reply(ANSWER, usage=FLEX_USAGE))
+    tiers_caller = caller(provider, clock)
+    budget = tiers_caller.budget("audit", processing="flex")
+    await tiers_caller.attempt(budget, tiers["nano"], classify_task())
+    assert lanes(budget) == [("standard", "ok", NANO_STANDARD)] and provider.calls[0][1].service_tier is None
+
+
+async def test_a_flex_call_may_take_the_flex_timeout_but_never_past_the_deadline() -> None:
+    clock = FakeClock()
+    provider = ScriptedProvider.of(reply(ANSWER), reply(ANSWER))
+    tiers_caller = caller(provider, clock, run_timeout_s=3600)
+    await tiers_caller.attempt(tiers_caller.budget("r1", processing="flex"), TIERS["nano"], classify_task())
+    short = caller(provider, clock, run_timeout_s=120)
+    await short.attempt(short.budget("r2", processing="flex"), TIERS["nano"], classify_task())
+    assert [request.timeout_s for _, request in provider.calls] == [900.0, 120.0]

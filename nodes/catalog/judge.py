@@ -132,9 +132,10 @@ class Judge(Node[JudgeRequest]):
         )
         candidates = request.candidate_list()
         listed = "\n\n".join(f"[{index}]\n{render(item)}" for index, item in enumerate(candidates))
+        # What every item of a step shares comes first, so the step's calls share a cached prompt prefix.
         parts = [fence("criteria", criteria), fence("candidates", listed)]
         if request.input is not None:
-            parts.insert(0, fence("input", render(request.input)))
+            parts.insert(1, fence("input", render(request.input)))
         schema = verdict_schema(len(candidates))
         return Task(
             node=self.name,

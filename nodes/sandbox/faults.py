@@ -28,6 +28,7 @@ FaultKind = Literal[
     "refusal",
     "truncated",
     "content",
+    "resource_unavailable",
 ]
 
 SERVER_ERROR_STATUSES = frozenset({500, 502, 503, 504})
@@ -59,8 +60,13 @@ class FaultRule(BaseModel):
             raise ValueError(f"status must be one of 500, 502, 503 or 504, not {status}")
         return status
 
-    def matches(self, model: str) -> bool:
-        """Whether the rule applies to ``model`` (case-sensitive ``fnmatch`` glob)."""
+    def matches(self, model: str, service_tier: str = "default") -> bool:
+        """Whether the rule applies to ``model`` (case-sensitive ``fnmatch`` glob) on ``service_tier``.
+
+        ``resource_unavailable`` is flex's own failure: it applies to flex requests only.
+        """
+        if self.kind == "resource_unavailable" and service_tier != "flex":
+            return False
         return fnmatch.fnmatchcase(model, self.model)
 
 
@@ -86,6 +92,7 @@ class SandboxConfig(BaseModel):
 
     latency_ms: float = Field(default=0, ge=0)
     latency_jitter_ms: float = Field(default=0, ge=0)
+    flex_latency_ms: float = Field(default=0, ge=0)
     faults: list[FaultRule] = Field(default_factory=list)
     supports_json_schema: bool = True
     seed: int | None = None
@@ -123,7 +130,9 @@ def load_sandbox_config(path: str | None) -> SandboxConfig:
         raise ConfigError(f"sandbox config {path!r} is invalid: {problems}") from exc
 
 
-def pick_fault(rules: list[FaultRule], model: str, rng: random.Random) -> FaultRule | None:
+def pick_fault(
+    rules: list[FaultRule], model: str, rng: random.Random, service_tier: str = "default"
+) -> FaultRule | None:
     """Return the first rule that matches ``model``, has times left and wins its probability draw.
 
     The chosen rule's ``times`` is decremented in place. There is no ``await`` in here, so on a
@@ -131,7 +140,7 @@ def pick_fault(rules: list[FaultRule], model: str, rng: random.Random) -> FaultR
     made only for rules with ``0 < probability < 1``.
     """
     for rule in rules:
-        if not rule.matches(model) or rule.times == 0:
+        if not rule.matches(model, service_tier) or rule.times == 0:
             continue
         if rule.probability <= 0.0:
             continue

@@ -22,8 +22,13 @@ has one, drawn at random and never shown, so no other local process can steer it
 A ``ReplyShaper`` (``nodes.sandbox.shaping``) passed to ``create_sandbox_app`` decides the 200 replies
 of the models it knows; a reply it shaped is logged with a ``shaped`` member, what its ``deliver`` said.
 
+Flex processing is emulated: a request with ``service_tier: "flex"`` is answered with ``service_tier:
+"flex"``, ``flex_latency_ms`` slower, and is the only kind a ``resource_unavailable`` fault (429
+``resource_unavailable``, as OpenAI answers when flex has no capacity) applies to.
+
 A chat completion is checked in this order: body validation (400), fault rules that answer with an
-error (``rate_limit``, ``insufficient_quota``, ``server_error``; these never touch the buckets), the
+error (``rate_limit``, ``insufficient_quota``, ``server_error``, ``resource_unavailable``; these never
+touch the buckets), the
 rate-limit buckets (429 ``rate_limit_exceeded``; an admitted request takes from them at once), then
 the latency sleep. A non-error fault (``slow``, ``refusal``...) refused by a bucket is not spent: its
 ``times`` is given back.
@@ -60,7 +65,8 @@ __all__ = ["SandboxState", "SandboxStats", "create_sandbox_app"]
 _JSON_SCHEMA_UNSUPPORTED = (
     "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
 )
-_ERROR_FAULTS = frozenset({"rate_limit", "insufficient_quota", "server_error"})
+_ERROR_FAULTS = frozenset({"rate_limit", "insufficient_quota", "server_error", "resource_unavailable"})
+SERVICE_TIERS = frozenset({"auto", "default", "flex", "priority", "scale"})
 CONTROL_PREFIX = "/_sandbox/"
 
 
@@ -269,7 +275,7 @@ def create_sandbox_app(
             reply = _Reply(400, wire.error_body(exc.message, "invalid_request_error", param=exc.param, code=exc.code))
         else:
             state.models[parsed.model] = None
-            rule = pick_fault(state.config.faults, parsed.model, state.rng)
+            rule = pick_fault(state.config.faults, parsed.model, state.rng, parsed.service_tier)
             reply, entry["fault"] = _answer(state, parsed, rule)
         entry["status"] = reply.status
         if reply.shaped is not None:
@@ -341,7 +347,24 @@ def _parse(body: Any, seed: int | None) -> ChatRequest:
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
         raise _BadRequest("Invalid 'max_tokens': expected a positive integer.", param="max_tokens")
-    return ChatRequest(model=model, messages=messages, kind=kind, schema=schema, max_tokens=max_tokens, seed=seed)
+    service_tier = body.get("service_tier")
+    if service_tier is None:
+        service_tier = "default"
+    elif service_tier not in SERVICE_TIERS:
+        raise _BadRequest(
+            f"Invalid value for 'service_tier': expected one of {', '.join(sorted(SERVICE_TIERS))}.",
+            param="service_tier",
+            code="invalid_value",
+        )
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        kind=kind,
+        schema=schema,
+        max_tokens=max_tokens,
+        seed=seed,
+        service_tier="default" if service_tier == "auto" else service_tier,
+    )
 
 
 def _parse_format(response_format: Any) -> tuple[FormatKind, dict[str, Any] | None]:
@@ -432,6 +455,9 @@ def _fault_error(request: ChatRequest, rule: FaultRule | None) -> _Reply | None:
         if rule.retry_after_ms is not None:
             headers["retry-after-ms"] = str(rule.retry_after_ms)
         return _Reply(429, body, headers)
+    if rule.kind == "resource_unavailable":
+        message = wire.RESOURCE_UNAVAILABLE_MESSAGE.format(model=request.model)
+        return _Reply(429, wire.error_body(message, "requests", code="resource_unavailable"))
     if rule.kind == "insufficient_quota":
         return _Reply(429, wire.error_body(wire.QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota"))
     return _Reply(rule.status, wire.error_body(wire.SERVER_ERROR_MESSAGE, "server_error"))
@@ -502,10 +528,12 @@ def _completion(state: SandboxState, request: ChatRequest, draft: _Draft, admiss
             cached=min(state.config.cached_prompt_tokens, draft.prompt),
             reasoning=draft.reasoning,
         ),
+        service_tier=request.service_tier,
     )
     headers = _limit_headers(admission, draft.budget)
     headers["openai-version"] = "2020-10-01"
-    reply = _Reply(200, body, headers, delay_ms=draft.delay_ms)
+    flex_ms = round(state.config.flex_latency_ms) if request.service_tier == "flex" else 0
+    reply = _Reply(200, body, headers, delay_ms=draft.delay_ms + flex_ms)
     if draft.shaped is not None and state.shaper is not None:
         delivery = state.shaper.deliver(request, draft.shaped, draft.fault, draft.completion)
         reply.latency_s, reply.shaped = delivery.latency_s, delivery.log

@@ -43,6 +43,7 @@ class ChatRequest:
     schema: dict[str, Any] | None
     max_tokens: int | None
     seed: int | None = None
+    service_tier: str = "default"
 
     @cached_property
     def digest(self) -> str:

@@ -104,6 +104,7 @@ def completion_body(
     refusal: str | None,
     finish_reason: str,
     usage: dict[str, Any],
+    service_tier: str = "default",
 ) -> dict[str, Any]:
     """Build a ``chat.completion`` object with one choice, field for field like OpenAI's."""
     return {
@@ -120,7 +121,7 @@ def completion_body(
             }
         ],
         "usage": usage,
-        "service_tier": "default",
+        "service_tier": service_tier,
         "system_fingerprint": "fp_sandbox",
     }
 
@@ -133,6 +134,12 @@ def last_json_schema_block(messages: Sequence[Any]) -> str | None:
             for match in _JSON_SCHEMA_BLOCK.finditer(message_text(message.get("content"))):
                 found = match.group(1)
     return found
+
+
+RESOURCE_UNAVAILABLE_MESSAGE = (
+    "Resource unavailable: flex processing has no capacity for {model} right now. "
+    "Retry later, or send the request without service_tier flex."
+)
 
 
 def request_id() -> str:

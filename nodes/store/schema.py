@@ -194,6 +194,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX audits_by_step ON audits (key_id, step, created_at)",
         ),
     ),
+    Migration(
+        5,
+        "lanes: the processing lane every model call was sent and priced on",
+        ("ALTER TABLE attempts ADD COLUMN processing TEXT NOT NULL DEFAULT 'standard'",),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

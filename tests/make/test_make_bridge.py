@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "make-bridge"
 NODES = ("classify", "extract", "draft", "judge")
 NOT_SENT = {"callback_url"}  # asynchronous mode answers 202, not a result; use the HTTP templates for it
-OMITTED_WHEN_EMPTY = {"step"}  # an empty step is not a step: the key is left out so the fingerprint applies
+# An empty step is not a step, nor an empty processing a lane: the key is left out so the service's default applies.
+OMITTED_WHEN_EMPTY = {"step", "processing"}
 HEADER_PARAMS = {"idempotency_key": "Idempotency-Key"}
 PARSED_PARAMS = {"schema", "metadata"}
 UNDEFINED = object()

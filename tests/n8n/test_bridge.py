@@ -26,6 +26,8 @@ import pytest
 from harness import N8n, N8nServer, Run, n8n_binary
 from support import CLIENT_KEY, Sandbox, Service
 
+from nodes.keys import hash_key, key_id_of
+
 BRIDGE = Path(__file__).resolve().parents[2] / "n8n-bridge"
 NODE_TS = BRIDGE / "nodes" / "Tierwise" / "Tierwise.node.ts"
 CREDENTIAL_TS = BRIDGE / "credentials" / "TierwiseApi.credentials.ts"
@@ -436,7 +438,7 @@ def test_four_operations_run_in_n8n(n8n: N8n, service: Service, sandbox: Sandbox
     ]
     assert [json.loads(row["request"]) for row in runs] == expected_requests
     assert [json.loads(row["response"]) for row in runs] == classified + extracted + drafted + judged
-    assert {row["key_id"] for row in runs} == {"env-1"}
+    assert {row["key_id"] for row in runs} == {key_id_of(hash_key(service.key))}
     models = [request["model"] for request in sandbox.requests()]
     assert models == [*["gpt-5.4-nano"] * 2, *["gpt-5.4-mini"] * 4, *["gpt-5.4"] * 2]
 

@@ -123,10 +123,15 @@ def sandbox_calls(sandbox: Sandbox) -> list[tuple[str, str | None]]:
     return [(request["model"], request["fault"]) for request in sandbox.requests()]
 
 
-def idempotency_keys(service: Service) -> list[str]:
+def stored_keys(service: Service) -> list[str]:
     return [
         row["idempotency_key"] for row in db_rows(service, "SELECT idempotency_key FROM idempotency ORDER BY rowid")
     ]
+
+
+def idempotency_keys(service: Service) -> list[str]:
+    """The keys the workflow sent (one per HTTP call), without those the service derives for a batch's items."""
+    return [key for key in stored_keys(service) if "#item-" not in key]
 
 
 def post_webhook(url: str, body: dict[str, Any], timeout_s: float = 60) -> httpx.Response:
@@ -351,7 +356,8 @@ def test_document_extraction_sends_every_document_in_one_batch_and_returns_one_i
     documents = run.output("Summary")
     runs = run_log(service)
     assert run.ran("Extract Fields") == 1 and run.ran("Extract Fields: mini fallback") == 0
-    assert len(idempotency_keys(service)) == 1  # one HTTP call for the three documents
+    (batch_key,) = idempotency_keys(service)  # one HTTP call for the three documents
+    assert stored_keys(service) == [batch_key, *[f"{batch_key}#item-{index}" for index in range(3)]]
     assert [row["request"]["metadata"] for row in runs] == [{"document_id": f"DOC-{n}"} for n in (1, 2, 3)]
     assert [doc["document_id"] for doc in documents] == ["DOC-1", "DOC-2", "DOC-3"]
     schema = runs[0]["request"]["schema"]

@@ -547,6 +547,7 @@ def test_put_config_replaces_the_whole_config(client: httpx.Client) -> None:
     assert client.get("/_sandbox/config").json() == {
         "latency_ms": 0.0,
         "latency_jitter_ms": 0.0,
+        "flex_latency_ms": 0.0,
         "faults": [],
         "supports_json_schema": True,
         "seed": None,
@@ -654,3 +655,38 @@ def test_a_control_token_guards_the_control_endpoints_and_only_them() -> None:
 def test_an_empty_control_token_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot be empty"):
         create_sandbox_app(control_token="")
+
+
+# -- flex processing --------------------------------------------------------------------------------------------
+
+
+def test_flex_requests_are_answered_as_flex_and_others_as_default(client: httpx.Client) -> None:
+    assert chat(client, service_tier="flex").json()["service_tier"] == "flex"
+    assert chat(client).json()["service_tier"] == "default"
+    assert chat(client, service_tier="auto").json()["service_tier"] == "default"
+    refused = chat(client, service_tier="cheap")
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {
+        "message": "Invalid value for 'service_tier': expected one of auto, default, flex, priority, scale.",
+        "type": "invalid_request_error",
+        "param": "service_tier",
+        "code": "invalid_value",
+    }
+
+
+def test_resource_unavailable_applies_to_flex_requests_only_and_is_counted(client: httpx.Client) -> None:
+    configure(client, faults=[{"kind": "resource_unavailable", "times": 1}])
+    assert chat(client).status_code == 200  # a standard request does not use up the rule
+    unavailable = chat(client, service_tier="flex")
+    assert unavailable.status_code == 429
+    assert unavailable.json()["error"]["code"] == "resource_unavailable"
+    assert unavailable.json()["error"]["message"].startswith("Resource unavailable: flex processing has no capacity")
+    assert chat(client, service_tier="flex").status_code == 200  # the rule fired once
+    assert client.get("/_sandbox/stats").json()["faults"] == {"resource_unavailable": 1}
+
+
+def test_flex_is_slower_by_flex_latency(client: httpx.Client) -> None:
+    configure(client, flex_latency_ms=40)
+    flex = chat(client, service_tier="flex")
+    standard = chat(client)
+    assert (flex.headers["openai-processing-ms"], standard.headers["openai-processing-ms"]) == ("40", "0")

@@ -260,6 +260,27 @@ const properties: INodeProperties[] = [
 				description: 'Below this confidence the run escalates to the next tier',
 			},
 			{
+				displayName: 'Processing',
+				name: 'processing',
+				type: 'options',
+				options: [
+					{
+						name: 'Flex',
+						value: 'flex',
+						description:
+							'Half price, slower; a call that finds no flex capacity is repeated at once on standard',
+					},
+					{
+						name: 'Service Default',
+						value: '',
+						description: 'Standard, unless the service sets TIERWISE_PROCESSING',
+					},
+					{ name: 'Standard', value: 'standard' },
+				],
+				default: '',
+				description: 'The price lane of the model calls',
+			},
+			{
 				displayName: 'Step',
 				name: 'step',
 				type: 'string',
@@ -288,6 +309,7 @@ interface Options {
 	maxWords?: number;
 	metadata?: unknown;
 	step?: string;
+	processing?: string;
 	minConfidence?: number;
 	timeout?: number;
 }
@@ -352,6 +374,7 @@ function requestBody(fn: IExecuteFunctions, operation: Operation, itemIndex: num
 		body.metadata = parseJson(fn, options.metadata, 'Metadata', itemIndex) as IDataObject;
 	}
 	if (given(options.step)) body.step = options.step;
+	if (given(options.processing)) body.processing = options.processing;
 
 	if (operation === 'classify') {
 		body.labels = toList(fn.getNodeParameter('labels', itemIndex, ''), /,/) as IDataObject[];
