@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support import CLIENT_KEY, Sandbox, Service
+
+from nodes.settings import Settings
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -64,3 +68,45 @@ def test_dashboard_says_what_is_wrong_with_a_bad_key(service: Service, tmp_path:
     dom = browse(tmp_path, f"{service.url}/dashboard#key=not-a-key", "--dump-dom")
     assert dom.returncode == 0
     assert '<span id="status" class="error">the API key is not valid' in dom.stdout
+
+
+LEARNING = {
+    "audit_learning_rate": 1.0,
+    "audit_settled_rate": 1.0,
+    "audit_spend_share": 1.0,
+    "step_min_audits": 6,
+    "step_agreement": 0.5,
+}
+INTENT = {
+    "input": "A billing question: I was charged twice for my subscription",
+    "labels": ["billing", "bug"],
+    "instructions": "Say billing if money is mentioned, unless it is a refund request about a bug.",
+    "tier": "auto",
+    "step": "support-triage/intent",
+}
+
+
+@pytest.mark.timeout(180)
+def test_dashboard_lists_the_steps_where_auto_starts_them_and_why(
+    start_service: Callable[[Settings], Service], make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    service = start_service(make_settings(**LEARNING))
+    for _ in range(6):
+        assert service.http.post("/v1/nodes/classify", json=INTENT).is_success
+    deadline = time.monotonic() + 20
+    while len(service.rows("SELECT run_id FROM audits WHERE agreed IS NOT NULL")) < 6:
+        assert time.monotonic() < deadline, "the audits did not come"
+        time.sleep(0.05)
+    assert service.http.post("/v1/nodes/draft", json={"input": "x", "instructions": "say hi"}).is_success
+    (draft_step,) = [s for s in service.http.get("/v1/steps").json()["steps"] if s["node"] == "draft"]
+
+    dom = browse(tmp_path, f"{service.url}/dashboard#key={service.key}&since=1h", "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    steps = dom.stdout.split('<table id="steps">', 1)[1].split("</table>", 1)[0]
+    assert (
+        '<tr><td>support-triage/intent</td><td>classify</td><td>6</td><td>nano<div class="advice">'
+        "step support-triage/intent: nano agrees with mini on 100% of 6 audited runs (lower bound"
+    ) in steps
+    assert "<td>nano 100.0% of 6 (≥ " in steps
+    assert f"<tr><td>{draft_step['step']}</td><td>draft</td><td>1</td><td>not decided yet<div" in steps
+    assert "<td>not audited yet</td>" in steps
