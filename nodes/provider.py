@@ -5,8 +5,10 @@ tier's base URL, with the SDK's own retries off so every attempt is the pipeline
 on the SDK's aiohttp transport (its default pool slows down badly past a few dozen concurrent calls).
 It asks for strict structured outputs (``response_format`` json_schema) and, for endpoints that do
 not support them, falls back to JSON mode with the schema in the prompt — remembering the downgrade
-per tier so the refused request is made only once. SDK errors are converted to ``UpstreamError``
-here, at the edge, so nothing above this module knows the SDK.
+per tier so the refused request is made only once. A tier set to ``json_object_schema`` is sent JSON
+mode with the schema attached as well, which local servers (llama.cpp, Ollama) enforce while decoding.
+SDK errors are converted to ``UpstreamError`` here, at the edge, so nothing above this module knows
+the SDK.
 """
 
 from __future__ import annotations
@@ -93,11 +95,13 @@ def response_format_for(mode: StructuredOutputMode, request: ModelRequest) -> di
             "type": "json_schema",
             "json_schema": {"name": request.schema_name, "schema": request.output_schema, "strict": True},
         }
+    if mode == "json_object_schema":
+        return {"type": "json_object", "schema": request.output_schema}
     return {"type": "json_object"}
 
 
 def messages_for(mode: StructuredOutputMode, request: ModelRequest) -> list[dict[str, str]]:
-    """The messages for ``mode``: JSON mode carries the schema in an extra system message."""
+    """The messages for ``mode``: JSON mode (either kind) carries the schema in an extra system message."""
     if mode == "json_schema":
         return request.messages
     instruction = JSON_MODE_INSTRUCTION.format(schema=json.dumps(request.output_schema, indent=1))

@@ -27,7 +27,10 @@ from pydantic_settings import (
 from nodes.errors import ConfigError
 from nodes.lanes import Lane
 
-StructuredOutputMode = Literal["json_schema", "json_object"]
+StructuredOutputMode = Literal["json_schema", "json_object", "json_object_schema"]
+"""How a tier is asked for JSON: strict structured outputs, JSON mode with the schema in the prompt, or JSON
+mode with the schema attached too (``response_format: {"type": "json_object", "schema": ...}``, which
+llama.cpp's server and Ollama enforce by constrained decoding)."""
 
 _PLACEHOLDER_KEY = re.compile(
     r"^(sk-?\.*|sk-x+|x+|\.\.\.|<.*>|your[-_ ].*|changeme|change-me|replace[-_ ]?me|todo|none|null|key)$",
@@ -62,7 +65,8 @@ class TierSettings(BaseModel):
     timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one model call, in seconds.")
     structured_outputs: StructuredOutputMode = Field(
         default="json_schema",
-        description="json_schema (strict structured outputs) or json_object (JSON mode, schema in prompt).",
+        description="json_schema (strict structured outputs), json_object (JSON mode, schema in the prompt) or "
+        "json_object_schema (JSON mode with the schema in the prompt and attached, for llama.cpp and Ollama).",
     )
     rpm: int | None = Field(
         default=None,

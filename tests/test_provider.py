@@ -18,7 +18,7 @@ from nodes.cost import Usage, cost_usd
 from nodes.errors import RateLimited, UpstreamError
 from nodes.ladder import Ladder
 from nodes.loopback import LoopbackServer
-from nodes.provider import ModelRequest, OpenAIProvider, response_format_for
+from nodes.provider import ModelRequest, OpenAIProvider, messages_for, response_format_for
 from nodes.settings import Settings
 from nodes.tiers import Tier, resolve_tiers
 
@@ -158,3 +158,19 @@ async def test_reasoning_and_cached_usage_flow_into_attempt_costs(replay: Any) -
     finally:
         await provider.aclose()
     assert reply.usage == Usage(input_tokens=1144, cached_input_tokens=1024, output_tokens=2)
+
+
+def test_json_object_schema_sends_json_mode_with_the_schema_attached_and_in_the_prompt() -> None:
+    node = NODES["extract"]
+    task = node.task(node.parse({"input": "x", "schema": ANSWER_SCHEMA}))
+    request = request_for(task.strict_schema)
+    assert response_format_for("json_object_schema", request) == {"type": "json_object", "schema": task.strict_schema}
+    assert response_format_for("json_object", request) == {"type": "json_object"}
+    for mode in ("json_object", "json_object_schema"):
+        (question, instruction) = messages_for(mode, request)
+        assert (
+            question == request.messages[0]
+            and instruction["role"] == "system"
+            and json.dumps(task.strict_schema, indent=1) in instruction["content"]
+        )
+    assert messages_for("json_schema", request) == request.messages

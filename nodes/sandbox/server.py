@@ -368,14 +368,17 @@ def _parse(body: Any, seed: int | None) -> ChatRequest:
 
 
 def _parse_format(response_format: Any) -> tuple[FormatKind, dict[str, Any] | None]:
-    """Return the format kind and, for ``json_schema``, the schema to satisfy."""
+    """Return the format kind and the schema to satisfy: ``json_schema``'s, or one attached to ``json_object``."""
     if response_format is None:
         return "text", None
     kind = response_format.get("type") if isinstance(response_format, dict) else None
     if kind == "text":
         return "text", None
     if kind == "json_object":
-        return "json_object", None
+        attached = response_format.get("schema")
+        if attached is not None and not isinstance(attached, dict):
+            raise _BadRequest("Invalid type for 'response_format.schema': expected an object.")
+        return "json_object", attached  # a schema attached to JSON mode is enforced, as llama.cpp does
     if kind == "json_schema":
         spec = response_format.get("json_schema")
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):

@@ -32,7 +32,8 @@ FormatKind = Literal["json_schema", "json_object", "text"]
 class ChatRequest:
     """The parts of a valid chat-completion request that decide its answer, and its random sources.
 
-    ``schema`` is the requested ``json_schema`` (``None`` for the other formats); ``seed`` is the
+    ``schema`` is the requested ``json_schema``, or the schema attached to ``json_object`` (llama.cpp's
+    form), else ``None``; ``seed`` is the
     sandbox configuration's, which with the request fixes every draw, so equal requests get equal
     answers whatever the arrival order.
     """
@@ -57,11 +58,11 @@ class ChatRequest:
 
     @cached_property
     def answer_schema(self) -> dict[str, Any]:
-        """The schema a JSON answer must satisfy: the requested one, or the last ``<json_schema>`` block.
+        """The schema a JSON answer must satisfy: the requested (or attached) one, or the last ``<json_schema>`` block.
 
-        For ``json_object`` without a parsable block this is ``{"const": {}}``, i.e. the answer ``{}``.
+        For ``json_object`` without either this is ``{"const": {}}``, i.e. the answer ``{}``.
         """
-        if self.kind == "json_schema" and self.schema is not None:
+        if self.schema is not None:
             return self.schema
         block = wire.last_json_schema_block(self.messages)
         try:

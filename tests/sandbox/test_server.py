@@ -690,3 +690,19 @@ def test_flex_is_slower_by_flex_latency(client: httpx.Client) -> None:
     flex = chat(client, service_tier="flex")
     standard = chat(client)
     assert (flex.headers["openai-processing-ms"], standard.headers["openai-processing-ms"]) == ("40", "0")
+
+
+def test_a_schema_attached_to_json_object_is_enforced_as_llama_cpp_does(client: httpx.Client) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "enum": ["Lyon", "Porto"]}, "year": {"type": "integer"}},
+        "required": ["city", "year"],
+    }
+    answer = chat(client, response_format={"type": "json_object", "schema": schema})
+    assert answer.status_code == 200
+    assert jsonschema.Draft202012Validator(schema).is_valid(
+        json.loads(answer.json()["choices"][0]["message"]["content"])
+    )
+    refused = chat(client, response_format={"type": "json_object", "schema": "not a schema"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "Invalid type for 'response_format.schema': expected an object."
