@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from typing import Any, Literal
 from nodes.backoff import BackoffPolicy, backoff_delay
 from nodes.catalog import Task
 from nodes.checks import Accepted, Outcome, Rejection, Verdict, judge_reply
+from nodes.confidence import Calibration
 from nodes.cost import Usage, cost_usd, total_usage
 from nodes.errors import (
     BudgetExhausted,
@@ -129,7 +130,8 @@ class RunBudget:
     """A run in progress: its attempts so far, the caps they share, and how its calls are sent.
 
     The caps are the attempt cap, the deadline and the caller's spend; the calls go on the processing
-    lane the run asked for, with its step as the prompt-cache key.
+    lane the run asked for, with its step as the prompt-cache key, and their confidences are read
+    through the step's calibrations (one per tier, from its audits).
     """
 
     def __init__(
@@ -141,6 +143,7 @@ class RunBudget:
         spend_check: SpendCheck | None = None,
         processing: Lane = "standard",
         cache_key: str | None = None,
+        calibrations: Mapping[TierName, Calibration] | None = None,
     ) -> None:
         self.run_id = run_id
         self.limits = limits
@@ -148,6 +151,7 @@ class RunBudget:
         self.spend_check = spend_check
         self.processing = processing
         self.cache_key = cache_key
+        self.calibrations: Mapping[TierName, Calibration] = calibrations or {}
         self.started = clock()
         self.deadline = self.started + limits.run_timeout_s
         self.attempts: list[Attempt] = []
@@ -248,10 +252,17 @@ class TierCaller:
         spend_check: SpendCheck | None = None,
         processing: Lane = "standard",
         cache_key: str | None = None,
+        calibrations: Mapping[TierName, Calibration] | None = None,
     ) -> RunBudget:
         """A fresh budget for a run, on this caller's clock."""
         return RunBudget(
-            run_id, self.limits, self.clock, spend_check=spend_check, processing=processing, cache_key=cache_key
+            run_id,
+            self.limits,
+            self.clock,
+            spend_check=spend_check,
+            processing=processing,
+            cache_key=cache_key,
+            calibrations=calibrations,
         )
 
     async def attempt(self, run: RunBudget, tier: Tier, task: Task, *, purpose: Purpose = "answer") -> TierResult:
@@ -293,7 +304,7 @@ class TierCaller:
             if pacer is not None:
                 pacer.settle(estimate, reply.usage.input_tokens + reply.usage.output_tokens)
                 pacer.observe_headers(reply.headers)
-            verdict = judge_reply(task, reply)
+            verdict = judge_reply(task, reply, calibration=run.calibrations.get(tier.name))
             answered_on = lane_answered(lane, reply.service_tier)
             run.attempts.append(
                 self._answered(tier, reply, verdict, started, repairs > 0, waited_s, purpose, answered_on)
@@ -336,6 +347,7 @@ class TierCaller:
             timeout_s=min(tier.call_timeout_s(lane), max(remaining, 0.001)),
             service_tier=FLEX_SERVICE_TIER if lane == "flex" else None,
             prompt_cache_key=run.cache_key,
+            logprobs=tier.logprobs and task.confidence_key is not None,
         )
         try:
             async with asyncio.timeout(remaining):

@@ -169,20 +169,29 @@ class Auditor:
         assert spent is not None
         return float(spent["audits"]) <= self.rates.spend_share * float(spent["runs"])
 
-    async def _redo(self, run_id: str, task: Task, tier: TierName) -> tuple[Any, Decimal, str]:
-        """Run ``task`` on ``tier`` alone: its output (None if it failed), the cost, and why it failed."""
+    async def _redo(self, run_id: str, task: Task, tier: TierName) -> tuple[Any, Decimal, str, float | None]:
+        """Run ``task`` on ``tier`` alone: its output (None if it failed), its cost, why it failed, its probability.
+
+        The probability is the one the tier's tokens gave the answer (None without logprobs).
+        """
         budget = self.runner.caller.budget(run_id, processing="flex")  # audits can wait: flex where the tier has it
         try:
             answer = await self.runner.ladder.climb(self.runner.caller, budget, task, tier, tier)
         except RunFailed as exc:
-            return None, exc.cost_usd, exc.detail
-        return answer.output, sum((a.cost_usd for a in budget.attempts), Decimal(0)), ""
+            return None, exc.cost_usd, exc.detail, None
+        probability = answer.confidence.logprob if answer.confidence is not None else None
+        return answer.output, sum((a.cost_usd for a in budget.attempts), Decimal(0)), "", probability
 
     async def audit(self, task: Task, record: RunRecord, other: TierName | None) -> None:
         """Run ``task`` on the ``other`` tier, compare the cheaper answer with the dearer one, store the verdict."""
         assert record.tier is not None and other is not None
         try:
-            output, cost, failed = await self._redo(f"{record.run_id}.audit", task, other)
+            output, cost, failed, probability = await self._redo(f"{record.run_id}.audit", task, other)
+            if _cheaper(record.tier, other):
+                answered = record.answer.confidence if record.answer is not None else None
+                cheaper_probability = answered.logprob if answered is not None else None
+            else:
+                cheaper_probability = probability
             if output is None:
                 agreed, detail = None, f"the {other} tier did not answer ({failed})"
             else:
@@ -194,11 +203,11 @@ class Auditor:
             async with self.store.transaction() as tx:
                 await tx.execute(
                     "INSERT INTO audits (run_id, node, tier, audit_tier, agreed, detail, cost_usd, created_at, step, "
-                    "key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
-                    "agreed = excluded.agreed, detail = excluded.detail, cost_usd = excluded.cost_usd, "
-                    "created_at = excluded.created_at",
+                    "key_id, cheaper_probability) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO "
+                    "UPDATE SET agreed = excluded.agreed, detail = excluded.detail, cost_usd = excluded.cost_usd, "
+                    "created_at = excluded.created_at, cheaper_probability = excluded.cheaper_probability",
                     (record.run_id, record.node, record.tier, other, None if agreed is None else int(agreed), detail,
-                     usd_text(cost), utc_stamp(), record.step, record.key_id),
+                     usd_text(cost), utc_stamp(), record.step, record.key_id, cheaper_probability),
                 )  # fmt: skip
         except Exception:
             logger.exception("the audit of run %s failed", record.run_id)
@@ -216,7 +225,7 @@ class Auditor:
                 "max_tier": "full",
             }
         )
-        verdict, cost, _ = await self._redo(f"{run_id}.audit-judge", judge.task(request), "full")
+        verdict, cost, _, _ = await self._redo(f"{run_id}.audit-judge", judge.task(request), "full")
         if verdict is None:
             return None, "the full tier could not judge the texts", cost
         passed = verdict.get("verdict") == "pass"

@@ -10,15 +10,20 @@ climb — is the ladder's business (``nodes.ladder``), not the checks'.
     truncated     finish_reason = length                → climb
     valid         JSON that satisfies the node's schema → repair turn, then climb
     confident     confidence ≥ the request's floor      → climb, keeping the answer as a fallback
+
+Before the confidence floor is checked, a reply with token log-probabilities has its confidence
+assessed (``nodes.confidence``): the label's probability, calibrated by the step's audits where
+they are enough, replaces the model's own word in the output, and the verdict carries all three.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from nodes.catalog import Task
+from nodes.confidence import Calibration, Confidence, assess, with_confidence
 from nodes.provider import ModelReply
 from nodes.validate import check_reply, schema_errors
 
@@ -43,6 +48,7 @@ class Rejection:
     errors: list[str]
     repairable: bool = False
     fallback: Any = None
+    confidence: Confidence | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class Accepted:
     """A reply that passed every check: the output, in the user's shape."""
 
     value: Any
+    confidence: Confidence | None = None
     outcome: Outcome = field(default="ok", init=False)
     errors: list[str] = field(default_factory=list, init=False)
 
@@ -97,8 +104,12 @@ def judge_reply(
     *,
     reply_checks: Sequence[ReplyCheck] = REPLY_CHECKS,
     value_checks: Sequence[ValueCheck] = VALUE_CHECKS,
+    calibration: Calibration | None = None,
 ) -> Verdict:
-    """Run the checks on one reply: the accepted output, or the first rejection."""
+    """Run the checks on one reply: the accepted output, or the first rejection.
+
+    ``calibration`` is the step's map for this tier, from its audits (None while they are too few).
+    """
     for check in reply_checks:
         rejection = check(task, reply)
         if rejection is not None:
@@ -113,8 +124,12 @@ def judge_reply(
     problems = (schema_errors(value, output) if output is not None else []) + task.extra_checks(value)
     if problems:
         return Rejection("invalid_output", problems, repairable=True)
+    confidence = None
+    if task.confidence_key is not None:
+        confidence = assess(task.confidence_key, value, reply.content, reply.token_logprobs, calibration)
+        value = with_confidence(value, confidence)
     for value_check in value_checks:
         rejection = value_check(task, value)
         if rejection is not None:
-            return rejection
-    return Accepted(value)
+            return replace(rejection, confidence=confidence) if rejection.fallback is not None else rejection
+    return Accepted(value, confidence)

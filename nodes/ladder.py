@@ -19,6 +19,7 @@ from typing import Any
 from nodes.attempts import RunBudget, TierCaller, TierResult
 from nodes.catalog import Task
 from nodes.checks import Accepted, Outcome, Rejection
+from nodes.confidence import Confidence
 from nodes.errors import FieldIssue, InvalidRequest, RunDeadlineExceeded, RunFailed
 from nodes.lanes import Lane
 from nodes.tiers import LADDER, Tier, TierName
@@ -45,6 +46,7 @@ class Answer:
     tier: TierName
     model: str
     warnings: tuple[str, ...] = ()
+    confidence: Confidence | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class Ladder:
             for tier in self.rungs(start, ceiling):
                 result = await caller.attempt(run, tier, task)
                 if isinstance(result.verdict, Accepted):
-                    return Answer(result.verdict.value, result.tier, result.model)
+                    return Answer(result.verdict.value, result.tier, result.model, confidence=result.verdict.confidence)
                 fallback = _better_fallback(fallback, result)
                 if result.verdict.outcome not in self.escalate_on:
                     break
@@ -114,4 +116,4 @@ def _fallback_answer(result: TierResult) -> Answer:
         f"confidence {confidence:g} is below min_confidence on every allowed tier; "
         f"this is the most confident answer (from {result.tier})"
     )
-    return Answer(result.verdict.fallback, result.tier, result.model, (warning,))
+    return Answer(result.verdict.fallback, result.tier, result.model, (warning,), result.verdict.confidence)

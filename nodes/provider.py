@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import httpx2
 import openai
 
 from nodes.backoff import is_retryable, parse_retry_after
+from nodes.confidence import TokenLogprob, parse_logprobs
 from nodes.cost import Usage
 from nodes.errors import (
     CapacityUnavailable,
@@ -59,6 +60,8 @@ class ModelRequest:
     """OpenAI's processing lane for the call (``flex``); None sends none, which is standard."""
     prompt_cache_key: str | None = None
     """Groups calls that share a prompt prefix, so OpenAI's prompt cache finds them (the step's identity)."""
+    logprobs: bool = False
+    """Ask for the output tokens' log-probabilities (for a confidence that can be calibrated)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class ModelReply:
     headers: Mapping[str, str] = field(default_factory=dict)
     service_tier: str | None = None
     """The processing lane the endpoint says it used, when it says."""
+    token_logprobs: tuple[TokenLogprob, ...] | None = None
+    """The output tokens and their log-probabilities, when they were asked for and given."""
 
 
 class Provider(Protocol):
@@ -116,6 +121,15 @@ def _refuses_json_schema(exc: openai.APIStatusError) -> bool:
     param = error.get("param") if isinstance(error, dict) else None
     text = f"{param} {exc.message}".lower()
     return "response_format" in text or "json_schema" in text
+
+
+def _refuses_logprobs(exc: openai.APIStatusError) -> bool:
+    if exc.status_code != 400:
+        return False
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    param = error.get("param") if isinstance(error, dict) else None
+    return "logprobs" in f"{param} {exc.message}".lower()
 
 
 def _status_error_class(status: int, code: str | None) -> type[UpstreamError]:
@@ -167,6 +181,7 @@ class OpenAIProvider:
     def __init__(self) -> None:
         self._clients: dict[tuple[str | None, str], openai.AsyncOpenAI] = {}
         self._downgraded: set[TierName] = set()
+        self._no_logprobs: set[TierName] = set()
 
     def _client(self, tier: Tier) -> openai.AsyncOpenAI:
         key = (tier.base_url, tier.api_key)
@@ -188,11 +203,22 @@ class OpenAIProvider:
     async def complete(self, tier: Tier, request: ModelRequest) -> ModelReply:
         """Make one chat-completions call on ``tier``."""
         mode = self.mode_for(tier)
+        if request.logprobs and tier.name in self._no_logprobs:
+            request = replace(request, logprobs=False)
         try:
             return await self._call(tier, request, mode)
         except UpstreamError:
             raise
         except openai.APIStatusError as exc:
+            if request.logprobs and _refuses_logprobs(exc):
+                logger.warning(
+                    "the %s tier's endpoint refused logprobs; its confidences are the model's own from now on "
+                    "(set TIERWISE_%s_LOGPROBS=0 to skip this probe)",
+                    tier.name,
+                    tier.name.upper(),
+                )
+                self._no_logprobs.add(tier.name)
+                return await self.complete(tier, request)
             if mode == "json_schema" and _refuses_json_schema(exc):
                 logger.warning(
                     "the %s tier's endpoint refused json_schema structured outputs; "
@@ -228,6 +254,8 @@ class OpenAIProvider:
             body["service_tier"] = request.service_tier
         if request.prompt_cache_key is not None:
             body["prompt_cache_key"] = request.prompt_cache_key
+        if request.logprobs:
+            body["logprobs"] = True
         raw = await self._client(tier).post(
             "/chat/completions", cast_to=httpx2.Response, body=body, options={"timeout": request.timeout_s}
         )
@@ -246,6 +274,7 @@ class OpenAIProvider:
             structured_outputs=mode,
             headers={k.lower(): v for k, v in raw.headers.items()},
             service_tier=completion.get("service_tier") if isinstance(completion.get("service_tier"), str) else None,
+            token_logprobs=parse_logprobs(choice) if request.logprobs else None,
         )
 
     async def aclose(self) -> None:

@@ -126,6 +126,8 @@ class RunRecord:
             members.update(
                 output=self.answer.output, tier=self.answer.tier, model=self.answer.model, escalated=self.escalated
             )
+            if self.answer.confidence is not None:
+                members["confidence"] = self.answer.confidence.as_dict()
         usage = self.usage
         members.update(
             attempts=[attempt.as_dict() for attempt in self.attempts],

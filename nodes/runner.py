@@ -111,6 +111,8 @@ class Runner:
         answer: Answer | None = None
         failure: RunFailed | None = None
         try:
+            if task.confidence_key is not None and self.steps is not None and key_id is not None:
+                budget.calibrations = await self.steps.calibrations(key_id, step)
             routing = await self._learned(key_id, step, task, request) or await start_tier(
                 self.caller,
                 budget,

@@ -83,6 +83,12 @@ class TierSettings(BaseModel):
         description="Comma-separated processing lanes this tier's endpoint offers (standard, flex); default: "
         "standard and flex on OpenAI's endpoint and the sandbox, standard elsewhere.",
     )
+    logprobs: bool | None = Field(
+        default=None,
+        description="Ask this tier for token log-probabilities, so classify and judge confidences come from them "
+        "and are calibrated per step; default: on for nano and mini on OpenAI's endpoint and the sandbox, off "
+        "elsewhere (GPT-5 reasoning models refuse logprobs; a refusal turns them off for the tier).",
+    )
     flex_price_share: Decimal = Field(
         default=Decimal("0.5"), gt=0, le=1, description="What a flex call costs, as a share of the standard prices."
     )

@@ -19,6 +19,10 @@ auto`` each step starts on the cheapest tier its evidence supports:
 
 Every decision carries its reason with the numbers ("step support-triage/intent: nano agrees with mini
 on 96% of 180 audited runs (lower bound 92%) → nano").
+
+The same audits calibrate the step's confidences: each records the probability the cheaper tier's
+tokens gave its answer, and per tier those (probability, agreed) pairs fit the map that
+``nodes.confidence`` reads a new answer's probability through.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodes.confidence import Calibration
 from nodes.store import Store
 from nodes.tiers import LADDER, TierName
 
@@ -137,27 +142,40 @@ class StepBook:
         self.policy = policy
         self.cache_s = cache_s
         self.clock = clock
-        self._cache: dict[tuple[str, str], tuple[float, dict[TierName, Evidence]]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, dict[TierName, Evidence], dict[TierName, Calibration]]] = {}
 
     async def evidence(self, key_id: str, step: str) -> dict[TierName, Evidence]:
         """How often each cheaper tier agreed with the one above on this step's recent audits."""
+        return (await self._read(key_id, step))[0]
+
+    async def calibrations(self, key_id: str, step: str) -> dict[TierName, Calibration]:
+        """Per cheaper tier, the map from its token probabilities to how often its answers held up in audits."""
+        return (await self._read(key_id, step))[1]
+
+    async def _read(self, key_id: str, step: str) -> tuple[dict[TierName, Evidence], dict[TierName, Calibration]]:
         cached = self._cache.get((key_id, step))
         if cached is not None and self.clock() - cached[0] < self.cache_s:
-            return cached[1]
+            return cached[1], cached[2]
         rows = await self.store.fetchall(
-            "SELECT tier, audit_tier, agreed FROM audits WHERE key_id = ? AND step = ? AND agreed IS NOT NULL "
-            "ORDER BY created_at DESC LIMIT ?",
+            "SELECT tier, audit_tier, agreed, cheaper_probability FROM audits "
+            "WHERE key_id = ? AND step = ? AND agreed IS NOT NULL ORDER BY created_at DESC LIMIT ?",
             (key_id, step, EVIDENCE_WINDOW * (len(LADDER) - 1)),
         )
         counts: dict[TierName, list[int]] = {}
+        outcomes: dict[TierName, list[tuple[float, bool]]] = {}
         for row in rows:
-            seen = counts.setdefault(lower_of(row["tier"], row["audit_tier"]), [0, 0])
+            tier = lower_of(row["tier"], row["audit_tier"])
+            seen = counts.setdefault(tier, [0, 0])
             if seen[0] < EVIDENCE_WINDOW:
                 seen[0] += 1
                 seen[1] += int(row["agreed"])
+                if row["cheaper_probability"] is not None:
+                    outcomes.setdefault(tier, []).append((float(row["cheaper_probability"]), bool(row["agreed"])))
         evidence = {tier: Evidence(tier, audited, agreed) for tier, (audited, agreed) in counts.items()}
-        self._cache[(key_id, step)] = (self.clock(), evidence)
-        return evidence
+        fitted = {tier: Calibration.fit(pairs, min_outcomes=self.policy.min_audits) for tier, pairs in outcomes.items()}
+        calibrations = {tier: fit for tier, fit in fitted.items() if fit is not None}
+        self._cache[(key_id, step)] = (self.clock(), evidence, calibrations)
+        return evidence, calibrations
 
     def forget(self, key_id: str, step: str) -> None:
         """Drop the cached evidence of a step (a new audit of it was just stored here)."""

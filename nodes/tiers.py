@@ -35,6 +35,7 @@ class Tier:
     lanes: Mapping[Lane, Price] | None = None
     """The lanes this tier offers and their prices (None: standard only, at ``price``)."""
     flex_timeout_s: float = 900.0
+    logprobs: bool = False
 
     def offers(self, lane: Lane) -> bool:
         """Whether this tier's endpoint processes calls on ``lane``."""
@@ -114,6 +115,7 @@ def resolve_tiers(settings: Settings, *, sandbox_url: str | None = None) -> dict
             structured_outputs=conf.structured_outputs,
             lanes={lane: lane_price(price, conf.flex_price_share) if lane == "flex" else price for lane in offered},
             flex_timeout_s=conf.flex_timeout_s,
+            logprobs=logprobs_of(name, conf, sandbox=sandbox_url is not None),
         )
     lacking = [name for name in LADDER if not tiers[name].offers(settings.processing)]
     if lacking:
@@ -123,6 +125,13 @@ def resolve_tiers(settings: Settings, *, sandbox_url: str | None = None) -> dict
             "or leave TIERWISE_PROCESSING at standard and ask for the lane per request."
         )
     return tiers
+
+
+def logprobs_of(name: TierName, conf: TierSettings, *, sandbox: bool) -> bool:
+    """Whether a tier is asked for logprobs: as configured, else nano and mini on OpenAI and the sandbox."""
+    if conf.logprobs is not None:
+        return conf.logprobs
+    return name in ("nano", "mini") and (sandbox or conf.base_url is None)
 
 
 def lanes_of(conf: TierSettings, *, sandbox: bool) -> tuple[Lane, ...]:

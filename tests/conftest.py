@@ -140,9 +140,16 @@ async def store(store_location: dict[str, Any]) -> AsyncIterator[Store]:
 
 
 def tier_overrides(base_url: str) -> dict[str, Any]:
-    """Settings that point every tier at ``base_url`` (a sandbox: it offers flex) with a throwaway key."""
+    """Settings that point every tier at ``base_url`` with a throwaway key, as the sandbox mode sets them.
+
+    The sandbox offers flex on every tier, and logprobs on nano and mini (as OpenAI's endpoint does).
+    """
     tier: dict[str, Any] = {"base_url": base_url, "api_key": "upstream-test-key", "lanes": ["standard", "flex"]}
-    return {"nano": NanoTier(**tier), "mini": MiniTier(**tier), "full": FullTier(**tier)}
+    return {
+        "nano": NanoTier(**tier, logprobs=True),
+        "mini": MiniTier(**tier, logprobs=True),
+        "full": FullTier(**tier, logprobs=False),
+    }
 
 
 def service_settings(base_url: str, store: dict[str, Any], **overrides: Any) -> Settings:

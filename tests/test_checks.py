@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from scripted import model_reply
 
 from nodes.catalog import NODES, Task
 from nodes.checks import Accepted, Rejection, confident, judge_reply, refused, truncated
+from nodes.confidence import Calibration, TokenLogprob
+from nodes.provider import ModelReply
+from nodes.sandbox.wire import token_logprobs
 
 
 def task(node: str, **fields: object) -> Task:
@@ -72,3 +77,37 @@ def test_checks_are_values_a_caller_can_extend() -> None:
 
     answer = model_reply({"label": "bug", "confidence": 1})
     assert judge_reply(CLASSIFY, answer, value_checks=(never_bug,)) == distrust
+
+
+def with_tokens(content: str, label_probability: float) -> ModelReply:
+    """A reply to CLASSIFY whose tokens give its label ``label_probability``."""
+    sandbox_tokens = token_logprobs(content, label_probability)
+    tokens = tuple(TokenLogprob(t["token"], t["logprob"]) for t in sandbox_tokens)
+    return replace(model_reply(content), token_logprobs=tokens)
+
+
+def test_with_token_probabilities_min_confidence_compares_them_not_the_models_word() -> None:
+    content = '{"label": "billing", "confidence": 0.97}'
+    verdict = judge_reply(CLASSIFY, with_tokens(content, 0.55))
+    assert isinstance(verdict, Rejection) and verdict.outcome == "low_confidence"
+    assert verdict.errors == ["confidence 0.55 is below min_confidence 0.7"]
+    assert verdict.fallback == {"label": "billing", "confidence": 0.55}
+    assert verdict.confidence is not None and verdict.confidence.self_reported == 0.97
+    accepted = judge_reply(CLASSIFY, with_tokens('{"label": "billing", "confidence": 0.3}', 0.9))
+    assert isinstance(accepted, Accepted) and accepted.value == {"label": "billing", "confidence": 0.9}
+    assert accepted.confidence is not None and accepted.confidence.source == "logprob"
+
+
+def test_a_steps_calibration_decides_against_a_confident_token() -> None:
+    # On this step, answers whose tokens said 0.9 held up in only 40% of audits.
+    calibration = Calibration.fit([(0.9, agreed) for agreed in [True] * 4 + [False] * 6], min_outcomes=10)
+    verdict = judge_reply(
+        CLASSIFY, with_tokens('{"label": "billing", "confidence": 0.99}', 0.9), calibration=calibration
+    )
+    assert isinstance(verdict, Rejection) and verdict.errors == ["confidence 0.4 is below min_confidence 0.7"]
+    assert verdict.confidence is not None and verdict.confidence.as_dict()["source"] == "calibrated"
+
+
+def test_without_tokens_the_models_own_confidence_counts() -> None:
+    verdict = judge_reply(CLASSIFY, model_reply({"label": "billing", "confidence": 0.8}))
+    assert verdict == Accepted({"label": "billing", "confidence": 0.8}) and verdict.confidence is None

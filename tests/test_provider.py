@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import yaml
 from cassettes import cassette_path, load_responses, replay_app
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from nodes.attempts import Limits, TierCaller
 from nodes.catalog import NODES
@@ -20,7 +25,7 @@ from nodes.ladder import Ladder
 from nodes.loopback import LoopbackServer
 from nodes.provider import ModelRequest, OpenAIProvider, messages_for, response_format_for
 from nodes.settings import Settings
-from nodes.tiers import Tier, resolve_tiers
+from nodes.tiers import LADDER, Tier, resolve_tiers
 
 ANSWER_SCHEMA = {
     "description": "Response model with structured fields.",
@@ -174,3 +179,40 @@ def test_json_object_schema_sends_json_mode_with_the_schema_attached_and_in_the_
             and json.dumps(task.strict_schema, indent=1) in instruction["content"]
         )
     assert messages_for("json_schema", request) == request.messages
+
+
+async def test_an_endpoint_that_refuses_logprobs_is_asked_without_them_from_then_on() -> None:
+    seen: list[dict[str, Any]] = []
+    refusal = {
+        "error": {
+            "message": "logprobs are not supported with this model.",
+            "type": "invalid_request_error",
+            "param": "logprobs",
+            "code": "unsupported_parameter",
+        }
+    }
+
+    async def completions(request: Request) -> Response:
+        body = json.loads(await request.body())
+        seen.append(body)
+        if body.get("logprobs"):
+            return JSONResponse(refusal, status_code=400)
+        message = {"role": "assistant", "content": '{"answer": "Paris", "confidence": 0.9}'}
+        choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+        usage = {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}
+        return JSONResponse({"id": "c1", "object": "chat.completion", "model": body["model"], "choices": [choice],
+                             "usage": usage})  # fmt: skip
+
+    server = LoopbackServer(Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])]))
+    base_url = server.start_in_thread() + "/v1"
+    try:
+        tiers = resolve_tiers(Settings(**{name: {"base_url": base_url, "api_key": "k"} for name in LADDER}))
+        provider = OpenAIProvider()
+        request = replace(request_for(ANSWER_SCHEMA), logprobs=True)
+        first = await provider.complete(tiers["nano"], request)
+        second = await provider.complete(tiers["nano"], request)
+        await provider.aclose()
+    finally:
+        server.stop_thread()
+    assert [bool(body.get("logprobs")) for body in seen] == [True, False, False]
+    assert first.content == second.content and first.token_logprobs is None

@@ -54,6 +54,8 @@ class Task:
     min_confidence: float | None = None
     input_chars: int = 0
     structure_hint: dict[str, Any] = field(default_factory=dict)
+    confidence_key: str | None = None
+    """The output member whose token probabilities are the answer's confidence (classify's label, judge's verdict)."""
 
     @cached_property
     def validators(self) -> tuple[protocols.Validator, protocols.Validator | None]:

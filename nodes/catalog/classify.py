@@ -141,4 +141,5 @@ class Classify(Node[ClassifyRequest]):
             finalize=_unique,
             min_confidence=request.min_confidence,
             input_chars=len(material),
+            confidence_key=None if request.multi_label else "label",
         )

@@ -146,4 +146,5 @@ class Judge(Node[JudgeRequest]):
             output_schema=schema,
             extra_checks=_index_in_range(len(candidates)),
             input_chars=sum(len(part) for part in parts),
+            confidence_key="verdict",
         )

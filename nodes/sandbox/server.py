@@ -364,7 +364,18 @@ def _parse(body: Any, seed: int | None) -> ChatRequest:
         max_tokens=max_tokens,
         seed=seed,
         service_tier="default" if service_tier == "auto" else service_tier,
+        logprobs=_flag(body, "logprobs"),
     )
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    """A boolean request parameter (absent or null: false); anything else is OpenAI's 400."""
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _BadRequest(f"Invalid type for '{name}': expected a boolean.", param=name, code="invalid_type")
+    return value
 
 
 def _parse_format(response_format: Any) -> tuple[FormatKind, dict[str, Any] | None]:
@@ -532,6 +543,7 @@ def _completion(state: SandboxState, request: ChatRequest, draft: _Draft, admiss
             reasoning=draft.reasoning,
         ),
         service_tier=request.service_tier,
+        logprobs=_logprobs(request, draft),
     )
     headers = _limit_headers(admission, draft.budget)
     headers["openai-version"] = "2020-10-01"
@@ -541,6 +553,13 @@ def _completion(state: SandboxState, request: ChatRequest, draft: _Draft, admiss
         delivery = state.shaper.deliver(request, draft.shaped, draft.fault, draft.completion)
         reply.latency_s, reply.shaped = delivery.latency_s, delivery.log
     return reply
+
+
+def _logprobs(request: ChatRequest, draft: _Draft) -> list[dict[str, Any]] | None:
+    """The reply's ``logprobs.content`` when the request asked for them, else None."""
+    if not request.logprobs or draft.content is None:
+        return None
+    return wire.token_logprobs(draft.content, draft.shaped.answer_probability if draft.shaped is not None else None)
 
 
 def _rate_limited(request: ChatRequest, budget: int, admission: Admission) -> _Reply:

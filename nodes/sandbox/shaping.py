@@ -45,6 +45,7 @@ class ChatRequest:
     max_tokens: int | None
     seed: int | None = None
     service_tier: str = "default"
+    logprobs: bool = False
 
     @cached_property
     def digest(self) -> str:
@@ -77,6 +78,15 @@ class ShapedReply:
     """What a shaper decided a reply says; a shaper may subclass it to remember why."""
 
     content: str
+
+    @property
+    def answer_probability(self) -> float | None:
+        """What the reply's tokens give its answer when logprobs are asked for.
+
+        None (here) means the answer's own stated confidence, as for unshaped replies; a subclass that
+        knows better (whether its answer is right) says so.
+        """
+        return None
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,7 @@ def completion_body(
     finish_reason: str,
     usage: dict[str, Any],
     service_tier: str = "default",
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build a ``chat.completion`` object with one choice, field for field like OpenAI's."""
     return {
@@ -116,7 +117,7 @@ def completion_body(
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": content, "refusal": refusal, "annotations": []},
-                "logprobs": None,
+                "logprobs": None if logprobs is None else {"content": logprobs, "refusal": None},
                 "finish_reason": finish_reason,
             }
         ],
@@ -134,6 +135,46 @@ def last_json_schema_block(messages: Sequence[Any]) -> str | None:
             for match in _JSON_SCHEMA_BLOCK.finditer(message_text(message.get("content"))):
                 found = match.group(1)
     return found
+
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+_SURE_LOGPROB = -1e-4
+_VALUE_MEMBER = re.compile(r'"(?:label|verdict)"\s*:\s*("(?:[^"\\]|\\.)*")')
+_CONFIDENCE_MEMBER = re.compile(r'"confidence"\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)')
+DEFAULT_ANSWER_PROBABILITY = 0.9
+
+
+def answer_probability(content: str) -> float:
+    """The probability a sandbox model gives its answer: its own stated confidence, else 0.9."""
+    stated = _CONFIDENCE_MEMBER.search(content)
+    if stated is None:
+        return DEFAULT_ANSWER_PROBABILITY
+    return min(max(float(stated.group(1)), 1e-6), 1.0)
+
+
+def token_logprobs(content: str, probability: float | None = None) -> list[dict[str, Any]]:
+    """``logprobs.content`` for a reply: its tokens, near-certain, except the answer's.
+
+    The words of the first ``label`` or ``verdict`` string value carry ``probability`` (default: what
+    ``answer_probability`` reads), so a client that multiplies that value's token probabilities gets it back.
+    """
+    chance = answer_probability(content) if probability is None else probability
+    value = _VALUE_MEMBER.search(content)
+    start, end = value.span(1) if value is not None else (-1, -1)
+    matches = list(_TOKEN.finditer(content))
+    words = {m.start() for m in matches if start <= m.start() < end and m.group().strip('"').strip()}
+    share = math.log(chance) / len(words) if words else 0.0
+    tokens = []
+    for match in matches:
+        token = match.group()
+        if match.start() in words:
+            logprob = share
+        elif match.end() > start and match.start() < end:
+            logprob = 0.0  # the value's quotes: certain, so the value's tokens multiply to ``chance``
+        else:
+            logprob = _SURE_LOGPROB
+        tokens.append({"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": []})
+    return tokens
 
 
 RESOURCE_UNAVAILABLE_MESSAGE = (

@@ -199,6 +199,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "lanes: the processing lane every model call was sent and priced on",
         ("ALTER TABLE attempts ADD COLUMN processing TEXT NOT NULL DEFAULT 'standard'",),
     ),
+    Migration(
+        6,
+        "calibration: the probability the cheaper tier's tokens gave the answer an audit judged",
+        ("ALTER TABLE audits ADD COLUMN cheaper_probability DOUBLE PRECISION",),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

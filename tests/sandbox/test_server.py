@@ -706,3 +706,16 @@ def test_a_schema_attached_to_json_object_is_enforced_as_llama_cpp_does(client: 
     refused = chat(client, response_format={"type": "json_object", "schema": "not a schema"})
     assert refused.status_code == 400
     assert refused.json()["error"]["message"] == "Invalid type for 'response_format.schema': expected an object."
+
+
+def test_logprobs_spell_the_reply_and_give_the_label_its_stated_confidence(client: httpx.Client) -> None:
+    configure(client, faults=[{"kind": "content", "content": '{"label": "bug report", "confidence": 0.6}'}])
+    choice = chat(client, logprobs=True).json()["choices"][0]
+    tokens = choice["logprobs"]["content"]
+    assert "".join(token["token"] for token in tokens) == choice["message"]["content"]
+    assert all(token["bytes"] == list(token["token"].encode()) for token in tokens)
+    label = [token for token in tokens if token["token"] in ("bug", "report")]
+    assert math.exp(sum(token["logprob"] for token in label)) == pytest.approx(0.6)
+    assert chat(client).json()["choices"][0]["logprobs"] is None
+    refused = chat(client, logprobs="yes")
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "logprobs"
