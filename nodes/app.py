@@ -26,6 +26,7 @@ from nodes.admission import Admission
 from nodes.api import router
 from nodes.attempts import Limits, TierCaller
 from nodes.audit import Auditor, AuditRates
+from nodes.batchlane import BatchEndpoint, Batcher, BatchLane
 from nodes.idempotency import IdempotencyStore
 from nodes.jobs import JobQueue, JobWorkers
 from nodes.keys import KeyRing
@@ -93,7 +94,14 @@ class Tierwise:
         self.pacing = Limiters(
             {name: (settings.tier(name).rpm, settings.tier(name).tpm) for name in LADDER}, headroom=PACING_HEADROOM
         )
-        caller = TierCaller(self.provider, Limits.from_settings(settings), pacing=self.pacing)
+        self.batch_lane = BatchLane(store, poll_s=settings.batch_poll_s)
+        endpoint = self.provider if isinstance(self.provider, BatchEndpoint) else None  # the scripted one is not
+        caller = TierCaller(
+            self.provider,
+            Limits.from_settings(settings),
+            pacing=self.pacing,
+            batch_lane=self.batch_lane if endpoint is not None else None,
+        )
         ladder = Ladder({} if self.sandbox else resolve_tiers(settings))
         self.steps = StepBook(store, StepPolicy(settings.step_agreement, settings.step_min_audits))
         self.runner = Runner(caller, ladder, sandbox=self.sandbox, steps=self.steps, processing=settings.processing)
@@ -112,6 +120,18 @@ class Tierwise:
         self.runner.observers += [self.metrics.observe, self.auditor.consider]
         self.workers = JobWorkers(settings, store, self.queue, self.runner, self.outbox)
         self.deliverer = Deliverer(settings, self.outbox)
+        self.batcher = (
+            Batcher(
+                store,
+                self.batch_lane,
+                endpoint,
+                ladder.tiers,
+                collect_s=settings.batch_collect_s,
+                poll_s=settings.batch_poll_s,
+            )
+            if endpoint is not None
+            else None
+        )
 
     @classmethod
     async def open(
@@ -153,17 +173,23 @@ class Tierwise:
                 sandbox_server = LoopbackServer(create_sandbox_app(self.sandbox_config, control_token=control_token))
                 url = await sandbox_server.start()
                 self.runner.ladder = Ladder(resolve_tiers(self.settings, sandbox_url=f"{url}/v1"))
+                if self.batcher is not None:
+                    self.batcher.tiers = self.runner.ladder.tiers
                 logger.warning(SANDBOX_BANNER.format(url=url))
             if not self.store.shared:  # one process owns a SQLite file: whatever is left running died with the last
                 await self.admission.idempotency.recover()
             if background:
                 await self.workers.start()
                 await self.deliverer.start()
+                if self.batcher is not None:
+                    await self.batcher.start()
             yield self
         finally:
             if background:
                 await self.workers.stop()
                 await self.deliverer.stop()
+                if self.batcher is not None:
+                    await self.batcher.stop()
             self.auditor.cancel()
             await self.provider.aclose()
             if sandbox_server is not None:

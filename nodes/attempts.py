@@ -3,6 +3,7 @@
     call ──transient failure (429, 5xx, timeout…)──▶ back off, call again (at most max_retries)
       │                                                 └─ not retryable, or retries used up ─▶ give the tier up
       ├─ flex found no capacity (not billed) ───────▶ the same call at once on standard (or flex after a backoff)
+      ├─ no batch answered within the batch wait ──▶ the same call at once on standard
       ├─ a check fails and a repair turn is left ──▶ call again, told the errors
       └─ otherwise ─────────────────────────────────▶ the tier's verdict (accepted, or why not)
 
@@ -24,6 +25,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from nodes.backoff import BackoffPolicy, backoff_delay
+from nodes.batchlane import BatchLane, BatchWaitExceeded, call_key
 from nodes.catalog import Task
 from nodes.checks import Accepted, Outcome, Rejection, Verdict, judge_reply
 from nodes.confidence import Calibration
@@ -40,7 +42,7 @@ from nodes.errors import (
 )
 from nodes.lanes import FLEX_SERVICE_TIER, Lane, lane_answered
 from nodes.pacing import Limiters, TierLimiter
-from nodes.provider import ModelReply, ModelRequest, Provider
+from nodes.provider import ModelReply, ModelRequest, Provider, request_body
 from nodes.settings import Settings
 from nodes.tiers import Tier, TierName
 
@@ -66,6 +68,7 @@ class Limits:
     max_output_tokens: int = 4096
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     flex_unavailable: Literal["standard", "retry"] = "standard"
+    batch_wait_s: float = 86_400.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -78,6 +81,7 @@ class Limits:
             max_output_tokens=settings.max_output_tokens,
             backoff=BackoffPolicy(settings.backoff_base_s, settings.backoff_cap_s, settings.retry_after_cap_s),
             flex_unavailable=settings.flex_unavailable,
+            batch_wait_s=settings.batch_wait_s,
         )
 
 
@@ -153,8 +157,12 @@ class RunBudget:
         self.cache_key = cache_key
         self.calibrations: Mapping[TierName, Calibration] = calibrations or {}
         self.started = clock()
-        self.deadline = self.started + limits.run_timeout_s
+        # A batch-lane run may wait for its batches first, then still needs its own time.
+        waiting = limits.batch_wait_s if processing == "batch" else 0.0
+        self.deadline = self.started + waiting + limits.run_timeout_s
         self.attempts: list[Attempt] = []
+        self.batch_calls: dict[str, int] = {}
+        """How many batch-lane calls of this run had each body so far (part of each call's identity)."""
 
     @property
     def remaining_s(self) -> float:
@@ -237,10 +245,12 @@ class TierCaller:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        batch_lane: BatchLane | None = None,
     ) -> None:
         self.provider = provider
         self.limits = limits
         self.pacing = pacing
+        self.batch_lane = batch_lane
         self.rng = rng or random.Random()
         self.clock = clock
         self.sleep = sleep
@@ -274,11 +284,13 @@ class TierCaller:
         retries = repairs = 0
         waited_s = 0.0
         lane: Lane = run.processing if tier.offers(run.processing) else "standard"
+        if lane == "batch" and self.batch_lane is None:
+            lane = "standard"
         pacer = self.pacing[tier.name] if self.pacing is not None else None
         while True:
             await run.ensure_room()
             estimate = estimate_tokens(messages, self.limits.max_output_tokens)
-            if pacer is not None:
+            if pacer is not None and lane != "batch":  # the Batch API has limits of its own
                 waited_s += await self._paced(run, pacer, estimate)
             started = self.clock()
             try:
@@ -289,6 +301,9 @@ class TierCaller:
                     if isinstance(error, RateLimited):
                         pacer.observe_rate_limited(error.retry_after_s)
                 run.attempts.append(self._failed(tier, error, started, repairs > 0, waited_s, purpose, lane))
+                if isinstance(error, BatchWaitExceeded) and lane == "batch":
+                    lane, waited_s = "standard", 0.0
+                    continue
                 if isinstance(error, CapacityUnavailable) and lane == "flex":
                     if self.limits.flex_unavailable == "standard" or retries >= self.limits.max_retries:
                         lane, waited_s = "standard", 0.0
@@ -351,9 +366,20 @@ class TierCaller:
         )
         try:
             async with asyncio.timeout(remaining):
+                if lane == "batch" and self.batch_lane is not None:
+                    return await self._batched(run, tier, request, min(self.limits.batch_wait_s, remaining))
                 return await self.provider.complete(tier, request)
         except TimeoutError:
             raise UpstreamTimeout("the run's deadline passed during the call", retryable=False) from None
+
+    async def _batched(self, run: RunBudget, tier: Tier, request: ModelRequest, wait_s: float) -> ModelReply:
+        """One call through the batch lane, under its identity in the run (so a run taken over finds it)."""
+        assert self.batch_lane is not None
+        mode = tier.structured_outputs
+        digest = call_key(request_body(tier, request, mode), 0).split(":")[0]
+        earlier = run.batch_calls.get(digest, 0)
+        run.batch_calls[digest] = earlier + 1
+        return await self.batch_lane.complete(run.run_id, f"{digest}:{earlier}", tier, request, mode, wait_s=wait_s)
 
     def _answered(
         self,

@@ -35,6 +35,7 @@ logger = logging.getLogger("tierwise.jobs")
 IDLE_POLL_S = 1.0
 LEASE_S = 30.0
 MAX_JOB_TRIES = 3
+MAX_PARKED = 50_000
 STORAGE_RETRY_S = 1.0
 
 
@@ -149,8 +150,10 @@ class JobQueue:
 class JobWorkers:
     """Runs this process's share of the queue: one loop claims jobs while a slot is free, each runs as a task.
 
-    At most ``TIERWISE_JOB_WORKERS`` jobs run at once. When the queue is empty the loop sleeps until a
-    job is added in this process or a second passes (another instance may have added one).
+    At most ``TIERWISE_JOB_WORKERS`` jobs run at once. A job on the batch lane spends its time waiting for
+    its batches, so it takes no slot (at most ``MAX_PARKED`` of them wait at once). When the queue is empty
+    the loop sleeps until a job is added in this process or a second passes (another instance may have
+    added one).
     """
 
     def __init__(self, settings: Settings, store: Store, queue: JobQueue, runner: Runner, outbox: Outbox) -> None:
@@ -160,6 +163,7 @@ class JobWorkers:
         self.runner = runner
         self.outbox = outbox
         self._running: set[asyncio.Task[None]] = set()
+        self._parked: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -172,7 +176,7 @@ class JobWorkers:
 
     async def stop(self) -> None:
         """Stop claiming and cancel running jobs; they stay in storage for the next start (or another instance)."""
-        tasks = [task for task in (self._loop_task, *self._running) if task is not None]
+        tasks = [task for task in (self._loop_task, *self._running, *self._parked) if task is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -180,6 +184,7 @@ class JobWorkers:
                 await task
         self._loop_task = None
         self._running.clear()
+        self._parked.clear()
 
     @property
     def alive(self) -> bool:
@@ -189,7 +194,7 @@ class JobWorkers:
     async def _loop(self) -> None:
         while True:
             job = None
-            if len(self._running) < self.settings.job_workers:
+            if len(self._running) < self.settings.job_workers and len(self._parked) < MAX_PARKED:
                 try:
                     job = await self.queue.claim()
                 except Exception as exc:  # the loop outlives any failure: a full disk, a lost connection, a bug
@@ -199,15 +204,20 @@ class JobWorkers:
                     continue
             if job is not None:
                 task = asyncio.create_task(self._run(job), name=f"tierwise-job-{job.run_id}")
-                self._running.add(task)
+                (self._parked if self._batched(job) else self._running).add(task)
                 task.add_done_callback(self._finished)
                 continue
             self.queue.added.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.queue.added.wait(), IDLE_POLL_S)
 
+    def _batched(self, job: Job) -> bool:
+        """Whether a job's calls go on the batch lane (its own processing, else the service's default)."""
+        return (job.request.get("processing") or self.settings.processing) == "batch"
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        self._parked.discard(task)
         self.queue.wake()  # a slot is free
 
     async def _run(self, job: Job) -> None:

@@ -3,6 +3,8 @@
     standard  the endpoint's normal processing, at the tier's prices
     flex      OpenAI's flex processing (``service_tier: "flex"``): slower, sometimes out of capacity
               (429 ``resource_unavailable``, not billed), at a share of the standard prices (50%)
+    batch     the Batch API (``nodes.batchlane``): minutes to hours, for asynchronous work only, at a
+              share of the standard prices (50%)
 
 A run asks for a lane with the request's ``processing`` field (default ``TIERWISE_PROCESSING``).
 Which tiers have which lanes is configuration (``TIERWISE_<TIER>_LANES``): OpenAI's endpoint and
@@ -19,7 +21,7 @@ from typing import Literal, get_args
 
 from nodes.cost import Price
 
-Lane = Literal["standard", "flex"]
+Lane = Literal["standard", "flex", "batch"]
 LANES: tuple[Lane, ...] = get_args(Lane)
 
 FLEX_SERVICE_TIER = "flex"

@@ -175,6 +175,65 @@ def upstream_error_from(exc: Exception) -> UpstreamError:
     return UpstreamError(f"unexpected error from the model client: {exc!r}")
 
 
+BATCH_LABEL = "tierwise_batch"
+"""The metadata key under which a batch carries the service's own name for it."""
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """A Batch API batch as the endpoint reports it."""
+
+    status: str
+    output_file_id: str | None
+    error_file_id: str | None
+
+    @property
+    def ended(self) -> bool:
+        """True once the batch will change no more (completed, failed, expired or cancelled)."""
+        return self.status in ("completed", "failed", "expired", "cancelled")
+
+
+def request_body(tier: Tier, request: ModelRequest, mode: StructuredOutputMode) -> dict[str, Any]:
+    """The chat-completions body of one call on ``tier`` in ``mode`` (sent as is, or as a Batch API line)."""
+    body: dict[str, Any] = {
+        "model": tier.model,
+        "messages": messages_for(mode, request),
+        "response_format": response_format_for(mode, request),
+        "max_completion_tokens": request.max_output_tokens,
+    }
+    if request.service_tier is not None:
+        body["service_tier"] = request.service_tier
+    if request.prompt_cache_key is not None:
+        body["prompt_cache_key"] = request.prompt_cache_key
+    if request.logprobs:
+        body["logprobs"] = True
+    return body
+
+
+def reply_from(
+    completion: Any, tier: Tier, request: ModelRequest, mode: StructuredOutputMode, headers: Mapping[str, str]
+) -> ModelReply:
+    """The ``ModelReply`` of a chat-completions answer (a response body, or a Batch API result line's body)."""
+    try:
+        choice = completion["choices"][0]
+        message = choice["message"]
+        content, refusal = message.get("content"), message.get("refusal")
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ServerError("the endpoint answered with no usable choice") from exc
+    service_tier = completion.get("service_tier")
+    return ModelReply(
+        content=content,
+        refusal=refusal,
+        finish_reason=choice.get("finish_reason"),
+        usage=Usage.from_openai(completion.get("usage")),
+        model=completion.get("model") or tier.model,
+        structured_outputs=mode,
+        headers=headers,
+        service_tier=service_tier if isinstance(service_tier, str) else None,
+        token_logprobs=parse_logprobs(choice) if request.logprobs else None,
+    )
+
+
 class OpenAIProvider:
     """The OpenAI-compatible provider: one ``AsyncOpenAI`` client per (base URL, key)."""
 
@@ -244,38 +303,74 @@ class OpenAIProvider:
         # body that is already plain JSON against the SDK's parameter types or building its pydantic
         # models from the reply; together those cost more CPU than the rest of the service's work on a
         # request, and only five fields of the reply are needed.
-        body = {
-            "model": tier.model,
-            "messages": messages_for(mode, request),
-            "response_format": response_format_for(mode, request),
-            "max_completion_tokens": request.max_output_tokens,
-        }
-        if request.service_tier is not None:
-            body["service_tier"] = request.service_tier
-        if request.prompt_cache_key is not None:
-            body["prompt_cache_key"] = request.prompt_cache_key
-        if request.logprobs:
-            body["logprobs"] = True
         raw = await self._client(tier).post(
-            "/chat/completions", cast_to=httpx2.Response, body=body, options={"timeout": request.timeout_s}
+            "/chat/completions",
+            cast_to=httpx2.Response,
+            body=request_body(tier, request, mode),
+            options={"timeout": request.timeout_s},
         )
         try:
             completion = json.loads(raw.content)
-            choice = completion["choices"][0]
-            message = choice["message"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+        except ValueError as exc:
             raise ServerError("the endpoint answered with no usable choice") from exc
-        return ModelReply(
-            content=message.get("content"),
-            refusal=message.get("refusal"),
-            finish_reason=choice.get("finish_reason"),
-            usage=Usage.from_openai(completion.get("usage")),
-            model=completion.get("model") or tier.model,
-            structured_outputs=mode,
-            headers={k.lower(): v for k, v in raw.headers.items()},
-            service_tier=completion.get("service_tier") if isinstance(completion.get("service_tier"), str) else None,
-            token_logprobs=parse_logprobs(choice) if request.logprobs else None,
-        )
+        return reply_from(completion, tier, request, mode, {k.lower(): v for k, v in raw.headers.items()})
+
+    # -- the Batch API -----------------------------------------------------------------------------------------
+
+    async def submit_batch(self, tier: Tier, lines: list[dict[str, Any]], label: str) -> str:
+        """Upload ``lines`` (``custom_id``, ``method``, ``url``, ``body``) as a batch file and start a batch.
+
+        ``label`` is stored in the batch's metadata, so ``find_batch`` can find it after a crash.
+        """
+        content = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
+        try:
+            client = self._client(tier)
+            uploaded = await client.files.create(file=(f"{label}.jsonl", content), purpose="batch")
+            batch = await client.batches.create(
+                input_file_id=uploaded.id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata={BATCH_LABEL: label},
+            )
+        except Exception as exc:
+            raise upstream_error_from(exc) from exc
+        return batch.id
+
+    async def find_batch(self, tier: Tier, label: str) -> str | None:
+        """The id of the batch started with ``label`` among the endpoint's recent batches, or None."""
+        try:
+            async for batch in self._client(tier).batches.list(limit=100):
+                if (batch.metadata or {}).get(BATCH_LABEL) == label:
+                    return batch.id
+        except Exception as exc:
+            raise upstream_error_from(exc) from exc
+        return None
+
+    async def batch_state(self, tier: Tier, batch_id: str) -> BatchState:
+        """Where a batch stands: its status and, once it has them, its output and error files."""
+        try:
+            batch = await self._client(tier).batches.retrieve(batch_id)
+        except Exception as exc:
+            raise upstream_error_from(exc) from exc
+        return BatchState(batch.status, batch.output_file_id, batch.error_file_id)
+
+    async def batch_lines(self, tier: Tier, file_id: str) -> list[dict[str, Any]]:
+        """The JSON lines of a batch's output or error file."""
+        try:
+            content = await self._client(tier).files.content(file_id)
+        except Exception as exc:
+            raise upstream_error_from(exc) from exc
+        lines = []
+        for text in content.text.splitlines():
+            if not text.strip():
+                continue
+            try:
+                line = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(line, dict):
+                lines.append(line)
+        return lines
 
     async def aclose(self) -> None:
         """Close every client's connection pool."""

@@ -20,7 +20,7 @@ from typing import Any
 from nodes.attempts import SpendCheck, TierCaller
 from nodes.catalog import Node, Task
 from nodes.cost import cost_usd
-from nodes.errors import RunBroken, RunFailed
+from nodes.errors import FieldIssue, InvalidRequest, RunBroken, RunFailed
 from nodes.ladder import Answer, Ladder
 from nodes.lanes import Lane
 from nodes.protocol import NodeRequest
@@ -69,14 +69,27 @@ class Runner:
         self.observers: list[Observer] = []
 
     def lane_of(self, request: NodeRequest) -> Lane:
-        """The lane a request's calls go on: its own ``processing``, else the service's default."""
-        return request.processing or self.processing
+        """The lane a request's calls go on: its own ``processing``, else the service's default.
+
+        The batch lane is for work that can wait: a synchronous request falls back from a default of batch
+        to standard (one that asks for batch itself is refused by ``check_lane``).
+        """
+        lane = request.processing or self.processing
+        if lane == "batch" and request.processing is None and request.callback_url is None:
+            return "standard"
+        return lane
 
     def check_lane(self, node: Node[Any], request: NodeRequest) -> None:
         """Refuse (422) a request whose lane some tier it may use does not offer, before it runs or queues."""
         lane = self.lane_of(request)
         if lane == "standard":
             return
+        if lane == "batch" and request.callback_url is None:
+            raise InvalidRequest(
+                "processing: batch is for work that can wait (answers take minutes to hours): add callback_url "
+                "and the result is POSTed there, or send processing standard or flex",
+                errors=[FieldIssue(("processing",), "batch needs callback_url")],
+            )
         start: TierName
         if request.tier == "auto":
             start = "nano"  # auto may start anywhere, and its nano check runs on nano

@@ -80,8 +80,8 @@ class TierSettings(BaseModel):
     )
     lanes: Annotated[list[Lane] | None, NoDecode] = Field(
         default=None,
-        description="Comma-separated processing lanes this tier's endpoint offers (standard, flex); default: "
-        "standard and flex on OpenAI's endpoint and the sandbox, standard elsewhere.",
+        description="Comma-separated processing lanes this tier's endpoint offers (standard, flex, batch); "
+        "default: all three on OpenAI's endpoint and the sandbox, standard elsewhere.",
     )
     logprobs: bool | None = Field(
         default=None,
@@ -91,6 +91,12 @@ class TierSettings(BaseModel):
     )
     flex_price_share: Decimal = Field(
         default=Decimal("0.5"), gt=0, le=1, description="What a flex call costs, as a share of the standard prices."
+    )
+    batch_price_share: Decimal = Field(
+        default=Decimal("0.5"),
+        gt=0,
+        le=1,
+        description="What a Batch API call costs, as a share of the standard prices.",
     )
     flex_timeout_s: float = Field(
         default=900.0,
@@ -112,7 +118,7 @@ class TierSettings(BaseModel):
     @classmethod
     def _standard_always(cls, value: list[Lane] | None) -> list[Lane] | None:
         if value is not None and "standard" not in value:
-            raise ValueError("every tier has the standard lane; list it with the others (standard,flex)")
+            raise ValueError("every tier has the standard lane; list it with the others (standard,flex,batch)")
         return value
 
     @field_validator("price_input", "price_cached_input", "price_output")
@@ -189,8 +195,22 @@ class Settings(BaseSettings):
     )
     processing: Lane = Field(
         default="standard",
-        description="The lane a request is processed on when it does not say (its processing field): standard or "
-        "flex; every tier must offer it.",
+        description="The lane a request is processed on when it does not say (its processing field): standard, "
+        "flex, or batch (asynchronous requests only; synchronous ones then go on standard); every tier must "
+        "offer it.",
+    )
+    batch_wait_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How long a batch-lane call waits for its batch to answer before it is made on standard.",
+    )
+    batch_collect_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long the batcher lets calls gather before it sends them as one batch per tier.",
+    )
+    batch_poll_s: float = Field(
+        default=30.0, gt=0, description="How often the batches sent are asked where they stand."
     )
     flex_unavailable: Literal["standard", "retry"] = Field(
         default="standard",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal, get_args
 
 from nodes.cost import Price
@@ -113,7 +114,7 @@ def resolve_tiers(settings: Settings, *, sandbox_url: str | None = None) -> dict
             price=price,
             timeout_s=conf.timeout_s,
             structured_outputs=conf.structured_outputs,
-            lanes={lane: lane_price(price, conf.flex_price_share) if lane == "flex" else price for lane in offered},
+            lanes={lane: lane_price(price, _share(conf, lane)) for lane in offered},
             flex_timeout_s=conf.flex_timeout_s,
             logprobs=logprobs_of(name, conf, sandbox=sandbox_url is not None),
         )
@@ -132,6 +133,15 @@ def logprobs_of(name: TierName, conf: TierSettings, *, sandbox: bool) -> bool:
     if conf.logprobs is not None:
         return conf.logprobs
     return name in ("nano", "mini") and (sandbox or conf.base_url is None)
+
+
+def _share(conf: TierSettings, lane: Lane) -> Decimal:
+    """The share of the standard prices a call on ``lane`` costs on this tier."""
+    if lane == "flex":
+        return conf.flex_price_share
+    if lane == "batch":
+        return conf.batch_price_share
+    return Decimal(1)
 
 
 def lanes_of(conf: TierSettings, *, sandbox: bool) -> tuple[Lane, ...]:

@@ -142,9 +142,13 @@ async def store(store_location: dict[str, Any]) -> AsyncIterator[Store]:
 def tier_overrides(base_url: str) -> dict[str, Any]:
     """Settings that point every tier at ``base_url`` with a throwaway key, as the sandbox mode sets them.
 
-    The sandbox offers flex on every tier, and logprobs on nano and mini (as OpenAI's endpoint does).
+    The sandbox offers flex and batch on every tier, and logprobs on nano and mini (as OpenAI's endpoint does).
     """
-    tier: dict[str, Any] = {"base_url": base_url, "api_key": "upstream-test-key", "lanes": ["standard", "flex"]}
+    tier: dict[str, Any] = {
+        "base_url": base_url,
+        "api_key": "upstream-test-key",
+        "lanes": ["standard", "flex", "batch"],
+    }
     return {
         "nano": NanoTier(**tier, logprobs=True),
         "mini": MiniTier(**tier, logprobs=True),

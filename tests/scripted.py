@@ -112,7 +112,7 @@ def scripted_tiers() -> dict[TierName, Tier]:
     from nodes.settings import Settings
     from nodes.tiers import resolve_tiers
 
-    unused = {"base_url": "http://127.0.0.1:9/v1", "api_key": "scripted-key", "lanes": ["standard", "flex"]}
+    unused = {"base_url": "http://127.0.0.1:9/v1", "api_key": "scripted-key", "lanes": ["standard", "flex", "batch"]}
     return resolve_tiers(Settings(nano=unused, mini=unused, full=unused))
 
 

@@ -166,3 +166,64 @@ def test_a_batch_cut_short_by_kill_9_is_retried_without_paying_twice(tmp_path: P
     # The items in flight at the kill may have reached the upstream without being recorded; nothing else ran twice.
     assert len(sandbox.requests()) - calls_before <= 24 - done_before
     assert replay.json() == answer.json() and replay.headers["idempotent-replayed"] == "true"
+
+
+def test_kill_9_while_batches_are_out_resumes_them_without_sending_anything_twice(
+    tmp_path: Path, sandbox: Sandbox, receiver: Receiver
+) -> None:
+    sandbox.configure(batch_delay_ms=2500)
+    env = clean_env(
+        tmp_path,
+        TIERWISE_API_KEYS=KEY,
+        OPENAI_API_KEY="upstream-test-key",
+        TIERWISE_CALLBACK_ALLOW_PRIVATE="1",
+        TIERWISE_BATCH_COLLECT_S="0.3",
+        TIERWISE_BATCH_POLL_S="0.1",
+        **{f"TIERWISE_{tier}_BASE_URL": sandbox.base_url for tier in ("NANO", "MINI", "FULL")},
+        **{f"TIERWISE_{tier}_LANES": "standard,batch" for tier in ("NANO", "MINI", "FULL")},
+    )
+    port = free_port()
+    first = start(env, port, tmp_path / "serve.log")
+    accepted = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-Api-Key": KEY}, timeout=10) as client:
+        for n in range(10):
+            body = {"input": f"ticket {n}", "labels": ["billing", "bug"], "processing": "batch",
+                    "callback_url": f"{receiver.url}/cb/{n}"}  # fmt: skip
+            response = client.post("/v1/nodes/classify", json=body)
+            assert response.status_code == 202, response.text
+            accepted.append(response.json()["run_id"])
+    settings = Settings(db=str(tmp_path / "tierwise.db"))
+    deadline = time.monotonic() + 20
+    sent = (
+        "SELECT COUNT(*) AS n FROM batch_calls c JOIN upstream_batches b ON c.batch_label = b.label "
+        "WHERE b.status = 'submitted'"
+    )
+    while store_rows(settings, sent)[0]["n"] < 10:
+        assert time.monotonic() < deadline, "the calls were not sent as batches"
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)  # every call is out in a batch that has not answered yet
+    first.wait(timeout=10)
+    assert receiver.received == []
+    sent_before = sandbox.http.get("/v1/batches", params={"limit": 100}).json()["data"]
+
+    second = start(env, port, tmp_path / "serve.log")
+    try:
+        receiver.wait_for(10, timeout_s=60)
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(timeout=15)
+    batches = sandbox.http.get("/v1/batches", params={"limit": 100}).json()["data"]
+    assert [batch["id"] for batch in batches] == [batch["id"] for batch in sent_before]  # none sent again
+    lines = [
+        json.loads(line)["custom_id"]
+        for batch in batches
+        for line in sandbox.http.get(f"/v1/files/{batch['input_file_id']}/content").text.splitlines()
+    ]
+    assert sorted(custom.split("|")[0] for custom in lines) == sorted(accepted)  # each call once
+    assert sorted(r["headers"]["x-tierwise-run-id"] for r in receiver.received) == sorted(accepted)
+    for record in receiver.received:
+        (attempt,) = json.loads(record["body"])["attempts"]
+        assert (attempt["processing"], attempt["outcome"]) == ("batch", "ok")
+    assert store_rows(settings, "SELECT status, COUNT(*) AS n FROM batch_calls GROUP BY status") == [
+        {"status": "done", "n": 10}
+    ]

@@ -141,5 +141,5 @@ def test_a_lane_a_tier_the_run_may_use_lacks_is_refused_before_anything_is_sent(
 def test_an_unknown_lane_is_a_422_naming_the_lanes(service: Service, sandbox: Sandbox) -> None:
     refused = service.http.post("/v1/nodes/classify", json={**CLASSIFY, "processing": "cheap"})
     assert refused.status_code == 422
-    assert refused.json()["errors"] == [{"loc": ["processing"], "msg": "Input should be 'standard' or 'flex'"}]
+    assert refused.json()["errors"] == [{"loc": ["processing"], "msg": "Input should be 'standard', 'flex' or 'batch'"}]
     assert sandbox.requests() == []

@@ -105,8 +105,8 @@ def test_a_default_lane_some_tier_lacks_is_refused_at_start(monkeypatch: pytest.
 @pytest.mark.parametrize(
     ("lanes", "message"),
     [
-        ("flex", "every tier has the standard lane; list it with the others (standard,flex)"),
-        ("standard,batchy", "Input should be 'standard' or 'flex'"),
+        ("flex", "every tier has the standard lane; list it with the others (standard,flex,batch)"),
+        ("standard,batchy", "Input should be 'standard', 'flex' or 'batch'"),
     ],
 )
 def test_bad_lanes_are_refused_with_the_variable_named(

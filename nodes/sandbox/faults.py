@@ -93,6 +93,7 @@ class SandboxConfig(BaseModel):
     latency_ms: float = Field(default=0, ge=0)
     latency_jitter_ms: float = Field(default=0, ge=0)
     flex_latency_ms: float = Field(default=0, ge=0)
+    batch_delay_ms: float = Field(default=0, ge=0)
     faults: list[FaultRule] = Field(default_factory=list)
     supports_json_schema: bool = True
     seed: int | None = None

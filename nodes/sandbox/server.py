@@ -55,6 +55,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nodes.sandbox import wire
+from nodes.sandbox.batches import BatchDesk, add_batch_api
 from nodes.sandbox.faults import FaultRule, SandboxConfig, pick_fault
 from nodes.sandbox.limits import Admission, RateLimiter
 from nodes.sandbox.shaping import ChatRequest, FormatKind, ReplyShaper, ShapedReply
@@ -259,30 +260,14 @@ def create_sandbox_app(
             body: Any = json.loads(raw)
         except ValueError:
             body = None
-        entry: dict[str, Any] = {
-            "model": body.get("model") if isinstance(body, dict) else None,
-            "response_format": _format_label(body),
-            "fault": None,
-            "status": 200,
-            "body": body,
-            "authorization": _has_bearer(request.headers.get("authorization")),
-        }
-        try:
-            parsed = _parse(body, state.config.seed)
-            if parsed.kind == "json_schema" and not state.config.supports_json_schema:
-                raise _BadRequest(_JSON_SCHEMA_UNSUPPORTED, param="response_format")
-        except _BadRequest as exc:
-            reply = _Reply(400, wire.error_body(exc.message, "invalid_request_error", param=exc.param, code=exc.code))
-        else:
-            state.models[parsed.model] = None
-            rule = pick_fault(state.config.faults, parsed.model, state.rng, parsed.service_tier)
-            reply, entry["fault"] = _answer(state, parsed, rule)
-        entry["status"] = reply.status
-        if reply.shaped is not None:
-            entry["shaped"] = reply.shaped
-        if state.config.log_requests:
-            state.requests.append(entry)
+        reply = _decide(state, body, authorization=_has_bearer(request.headers.get("authorization")))
         return await _respond(state, reply)
+
+    def batch_line(body: Any, batch_id: str) -> tuple[int, dict[str, Any]]:
+        reply = _decide(state, body, authorization=True, batch_id=batch_id, limited=False)
+        return reply.status, reply.body
+
+    add_batch_api(app, BatchDesk(batch_line, lambda: state.config.batch_delay_ms / 1000))
 
     @app.get("/v1/models")
     async def list_models() -> Response:
@@ -314,6 +299,41 @@ def create_sandbox_app(
         return state.stats.as_json()
 
     return app
+
+
+def _decide(
+    state: SandboxState, body: Any, *, authorization: bool, batch_id: str | None = None, limited: bool = True
+) -> _Reply:
+    """Answer one chat-completions body (sent alone, or as a line of a batch) and log it.
+
+    A batch line is not put to the rate-limit buckets: the Batch API has limits of its own.
+    """
+    entry: dict[str, Any] = {
+        "model": body.get("model") if isinstance(body, dict) else None,
+        "response_format": _format_label(body),
+        "fault": None,
+        "status": 200,
+        "body": body,
+        "authorization": authorization,
+    }
+    if batch_id is not None:
+        entry["batch"] = batch_id
+    try:
+        parsed = _parse(body, state.config.seed)
+        if parsed.kind == "json_schema" and not state.config.supports_json_schema:
+            raise _BadRequest(_JSON_SCHEMA_UNSUPPORTED, param="response_format")
+    except _BadRequest as exc:
+        reply = _Reply(400, wire.error_body(exc.message, "invalid_request_error", param=exc.param, code=exc.code))
+    else:
+        state.models[parsed.model] = None
+        rule = pick_fault(state.config.faults, parsed.model, state.rng, parsed.service_tier)
+        reply, entry["fault"] = _answer(state, parsed, rule, limited=limited)
+    entry["status"] = reply.status
+    if reply.shaped is not None:
+        entry["shaped"] = reply.shaped
+    if state.config.log_requests:
+        state.requests.append(entry)
+    return reply
 
 
 # -- request parsing ------------------------------------------------------------------------------
@@ -427,7 +447,9 @@ def _has_bearer(authorization: str | None) -> bool:
 # -- answering ------------------------------------------------------------------------------------
 
 
-def _answer(state: SandboxState, request: ChatRequest, rule: FaultRule | None) -> tuple[_Reply, str | None]:
+def _answer(
+    state: SandboxState, request: ChatRequest, rule: FaultRule | None, *, limited: bool = True
+) -> tuple[_Reply, str | None]:
     """Reply to a valid request and say which fault (if any) was delivered, updating the stats.
 
     Error faults answer at once. Otherwise the answer is drafted, so its token cost is known, and put
@@ -440,7 +462,7 @@ def _answer(state: SandboxState, request: ChatRequest, rule: FaultRule | None) -
         return error, rule.kind
     draft = _draft(state, request, rule)
     admission: Admission | None = None
-    if state.limiter.enabled:
+    if limited and state.limiter.enabled:
         admission = state.limiter.admit(request.model, draft.budget, state.clock())
         if admission.limited_by is not None:
             if rule is not None and rule.times is not None:

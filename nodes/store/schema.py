@@ -204,6 +204,38 @@ MIGRATIONS: tuple[Migration, ...] = (
         "calibration: the probability the cheaper tier's tokens gave the answer an audit judged",
         ("ALTER TABLE audits ADD COLUMN cheaper_probability DOUBLE PRECISION",),
     ),
+    Migration(
+        7,
+        "the batch lane: each run's calls sent through the Batch API, and the batches they went in",
+        (
+            """CREATE TABLE batch_calls (
+                run_id TEXT NOT NULL,
+                call_key TEXT NOT NULL,
+                tier TEXT NOT NULL,
+                body TEXT NOT NULL,
+                status TEXT NOT NULL,
+                batch_label TEXT,
+                result TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (run_id, call_key)
+            )""",
+            "CREATE INDEX batch_calls_by_status ON batch_calls (status, tier, created_at)",
+            "CREATE INDEX batch_calls_by_batch ON batch_calls (batch_label)",
+            """CREATE TABLE upstream_batches (
+                label TEXT PRIMARY KEY,
+                tier TEXT NOT NULL,
+                batch_id TEXT,
+                status TEXT NOT NULL,
+                owner TEXT,
+                lease_until DOUBLE PRECISION,
+                sent_at DOUBLE PRECISION NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX upstream_batches_by_status ON upstream_batches (status, created_at)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -548,6 +548,7 @@ def test_put_config_replaces_the_whole_config(client: httpx.Client) -> None:
         "latency_ms": 0.0,
         "latency_jitter_ms": 0.0,
         "flex_latency_ms": 0.0,
+        "batch_delay_ms": 0.0,
         "faults": [],
         "supports_json_schema": True,
         "seed": None,
