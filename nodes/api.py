@@ -167,7 +167,8 @@ async def metrics(request: Request) -> Response:
     """Prometheus metrics of this process, with the shared backlog."""
     tierwise = tierwise_of(request)
     backlog = {"jobs": await tierwise.queue.counts(), "deliveries": await tierwise.outbox.counts()}
-    return Response(tierwise.metrics.render(backlog), media_type=METRICS_CONTENT_TYPE)
+    rendered = tierwise.metrics.render(backlog, audits_in_flight=tierwise.auditor.in_flight)
+    return Response(rendered, media_type=METRICS_CONTENT_TYPE)
 
 
 @router.get("/dashboard", **ROUTES["dashboard"])

@@ -231,6 +231,11 @@ class Auditor:
         passed = verdict.get("verdict") == "pass"
         return passed, "judged by full: " + "; ".join(verdict.get("reasons") or [])[:500], cost
 
+    @property
+    def in_flight(self) -> int:
+        """How many audits this process is running now."""
+        return len(self._tasks)
+
     async def drain(self) -> None:
         """Wait for audits in flight (used by tests and on shutdown, bounded by the caller)."""
         if self._tasks:

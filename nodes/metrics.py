@@ -49,6 +49,9 @@ class Metrics:
             "tierwise_backlog", "Asynchronous jobs and callback deliveries by state.", ["kind", "state"],
             registry=self.registry,
         )  # fmt: skip
+        self.audits_in_flight = Gauge(
+            "tierwise_audits_in_flight", "Routing audits this process is running now.", registry=self.registry
+        )
         self.tier_rpm = Gauge(
             "tierwise_tier_rpm", "Requests per minute each tier is paced at (0: unlimited).", ["tier"],
             registry=self.registry,
@@ -67,8 +70,9 @@ class Metrics:
         self.latency.labels(node).observe(record.latency_ms / 1000)
         self.overhead.observe(record.overhead_ms / 1000)
 
-    def render(self, backlog: dict[str, dict[str, int]]) -> bytes:
+    def render(self, backlog: dict[str, dict[str, int]], *, audits_in_flight: int = 0) -> bytes:
         """The exposition text, with the backlog (``{"jobs": {state: n}, "deliveries": {...}}``) as read now."""
+        self.audits_in_flight.set(audits_in_flight)
         self.backlog.clear()
         for kind, states in backlog.items():
             for state, count in states.items():
