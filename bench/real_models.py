@@ -105,6 +105,24 @@ def normalised(value: Any) -> str:
     return " ".join(str(value).lower().strip(" .,?!'\"").split())
 
 
+def slot_f1(item: Item, output: Any) -> float:
+    """An extraction's F1 over slots: the share of true slots found as written, against the share of slots invented.
+
+    A classify answer scores 1 when right, else 0.
+    """
+    if item.node == "classify":
+        return float(correct(item, output))
+    if not isinstance(output, dict):
+        return 0.0
+    found = {(slot, normalised(value)) for slot, value in output.items() if isinstance(value, str) and value.strip()}
+    truth = {(slot, normalised(value)) for slot, value in item.truth.items()}
+    hits = len(found & truth)
+    if not hits:
+        return 0.0
+    precision, recall = hits / len(found), hits / len(truth)
+    return 2 * precision * recall / (precision + recall)
+
+
 def correct(item: Item, output: Any) -> bool:
     """Whether an answer is right: the true intent, or exactly the true slots (as written, case aside)."""
     if not isinstance(output, dict):
@@ -177,6 +195,7 @@ class Outcome:
     repairs: int
     cost_usd: float
     latency_ms: int
+    score: float = 0.0
     confidence: dict[str, Any] | None = None
 
 
@@ -239,6 +258,7 @@ def run_arm(name: str, urls: dict[str, str], items: list[Item]) -> Arm:
                         repairs=sum(1 for attempt in attempts if attempt.get("repair")),
                         cost_usd=float((answer.get("usage") or {}).get("cost_usd") or 0),
                         latency_ms=int(answer.get("latency_ms") or 0),
+                        score=slot_f1(item, answer.get("output")) if ok else 0.0,
                         confidence=answer.get("confidence"),
                     )
                 )
@@ -314,7 +334,8 @@ def arm_row(name: str, outcomes: list[Outcome], audit_cost: float, baseline: flo
     tiers = {tier: sum(1 for o in outcomes if o.tier == tier) for tier in TIERS}
     return {
         "arm": name, "runs": len(outcomes), "valid": sum(o.valid for o in outcomes) / n,
-        "correct": sum(o.correct for o in outcomes) / n, "escalated": sum(o.escalated for o in outcomes),
+        "correct": sum(o.correct for o in outcomes) / n, "score": sum(o.score for o in outcomes) / n,
+        "escalated": sum(o.escalated for o in outcomes),
         "repairs": sum(o.repairs for o in outcomes), "cost_usd": cost, "audit_cost_usd": audit_cost,
         "cost_vs_full": cost / baseline if baseline else float("nan"), "tiers": tiers,
         "p50_ms": statistics.median(o.latency_ms for o in outcomes) if outcomes else 0,
@@ -355,14 +376,15 @@ def report(arms: list[Arm], items: int, threads: int, seconds: float) -> tuple[s
         + "; ".join(f"{tier} {' / '.join(str(p) for p in prices(tier))}" for tier in TIERS)
         + ".",
         "",
-        "| step | arm | runs | valid | correct | escalated | repairs | tiers (nano/mini/full) | cost USD "
+        "| step | arm | runs | valid | correct | score | escalated | repairs | tiers (nano/mini/full) | cost USD "
         "| of full alone | audit USD | p50 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         mix = "/".join(str(row["tiers"][tier]) for tier in TIERS)
         lines.append(
             f"| {row['step']} | {row['arm']} | {row['runs']} | {row['valid']:.1%} | {row['correct']:.1%} | "
+            f"{row['score']:.2f} | "
             f"{row['escalated']} | {row['repairs']} | {mix} | {row['cost_usd']:.6f} | {row['cost_vs_full']:.1%} | "
             f"{row['audit_cost_usd']:.6f} | {row['p50_ms']:.0f} |"
         )

@@ -207,6 +207,7 @@ def request_body(tier: Tier, request: ModelRequest, mode: StructuredOutputMode) 
         body["prompt_cache_key"] = request.prompt_cache_key
     if request.logprobs:
         body["logprobs"] = True
+        body["top_logprobs"] = 1  # llama.cpp's server returns logprobs only when top_logprobs is set too
     return body
 
 

@@ -174,7 +174,7 @@ def test_a_tier_with_logprobs_gives_classify_a_confidence_from_its_tokens(
     }
     assert body["output"] == {"label": "billing", "confidence": 0.42}
     (sent,) = sandbox.requests()
-    assert sent["body"]["logprobs"] is True
+    assert (sent["body"]["logprobs"], sent["body"]["top_logprobs"]) == (True, 1)
     sandbox.configure()
     judged = service.http.post(
         "/v1/nodes/judge", json={"candidate": "Refunded.", "criteria": ["polite"], "tier": "mini"}

@@ -40,3 +40,13 @@ def test_expected_calibration_error_is_the_weighted_gap_per_bin() -> None:
 def test_pseudo_prices_scale_the_full_tier_by_parameters() -> None:
     assert prices("full") == (Decimal("2.5000"), Decimal("0.2500"), Decimal("15.0000"))
     assert prices("nano") < prices("mini") < prices("full")
+
+
+def test_slot_f1_weighs_slots_found_against_slots_invented() -> None:
+    (item,) = [i for i in load_items(8, seed=3) if i.node == "extract" and len(i.truth) == 2][:1]
+    (first, value), (second, other) = item.truth.items()
+    assert real_models.slot_f1(item, dict(item.truth)) == 1.0
+    assert real_models.slot_f1(item, {first: value}) == pytest.approx(2 * 1 * 0.5 / 1.5)  # half the slots found
+    invented = next(slot for slot in real_models.SLOTS if slot not in item.truth)
+    assert real_models.slot_f1(item, {first: value, second: other, invented: "x"}) == pytest.approx(0.8)
+    assert real_models.slot_f1(item, {invented: "x"}) == 0.0
