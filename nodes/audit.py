@@ -70,8 +70,8 @@ def compare(node: str, answer: Any, reference: Any) -> tuple[bool | None, str]:
         return answer.get("verdict") == reference.get(
             "verdict"
         ), f"verdict: {answer.get('verdict')} vs {reference.get('verdict')}"
-    if isinstance(answer, dict) and set(answer) == {"text"} and set(reference) == {"text"}:
-        return None, "free text"
+    if node == "draft":
+        return None, "a draft (free text, or JSON with free text in it)"
     a, b = normalise(answer), normalise(reference)
     differing = (
         sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
@@ -79,6 +79,13 @@ def compare(node: str, answer: Any, reference: Any) -> tuple[bool | None, str]:
         else []
     )
     return a == b, ("same fields" if a == b else f"differs in: {', '.join(differing) or 'shape'}")
+
+
+def _draft_text(answer: Any) -> str:
+    """A draft as the judge reads it: a text draft's text, a JSON draft as JSON."""
+    if isinstance(answer, dict) and set(answer) == {"text"}:
+        return str(answer["text"])
+    return json.dumps(answer, ensure_ascii=False, indent=1)
 
 
 @dataclass(frozen=True)
@@ -217,9 +224,9 @@ class Auditor:
         request = judge.parse(
             {
                 "input": task.user_prompt,
-                "candidate": answer["text"],
+                "candidate": _draft_text(answer),
                 "criteria": [
-                    "serves the task in the input at least as well as this reference answer: " + reference["text"]
+                    "serves the task in the input at least as well as this reference answer: " + _draft_text(reference)
                 ],
                 "tier": "full",
                 "max_tier": "full",

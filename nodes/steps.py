@@ -9,11 +9,13 @@ auto`` each step starts on the cheapest tier its evidence supports:
 * the routing audit re-runs a sample of a step's runs on the neighbouring tier and records whether the
   two answers agree (``nodes.audit``); for each cheaper tier the evidence is *k of n audited runs agreed
   with the tier above*;
-* a tier is **earned** when the lower bound of a 95% Wilson interval on its agreement clears
-  ``TIERWISE_STEP_AGREEMENT`` (0.9) over at least ``TIERWISE_STEP_MIN_AUDITS`` (30) audited runs;
-* the step starts on the cheapest earned tier; with no earned tier it starts on mini once the cheaper
-  tier's evidence is complete and insufficient, and until then on what the free rules and the nano check
-  decide (the cold start);
+* a tier is **earned** when the one-sided 95% Wilson lower bound on its agreement clears
+  ``TIERWISE_STEP_AGREEMENT`` (0.9) over at least ``TIERWISE_STEP_MIN_AUDITS`` (30) audited runs, and
+  **short** when the upper bound is below it: proof either way, one to move down, one to move up;
+* the step starts on the cheapest earned tier; a tier that is short sends the step to the tier above it,
+  where it stays unless that tier is short too; while the cheapest tier is neither, the free rules and the
+  nano check decide (the cold start). Agreement that is neither proven nor refuted never moves a step up:
+  a step is not put on a dearer tier for want of evidence;
 * only recent evidence counts (the last ``EVIDENCE_WINDOW`` audits per tier), so a step whose inputs
   drift is moved up or down as the agreement moves.
 
@@ -40,13 +42,21 @@ from nodes.store import Store
 from nodes.tiers import LADDER, TierName
 
 EVIDENCE_WINDOW = 500
-Z_95 = 1.959963984540054
+Z_95 = 1.6448536269514722
+"""One-sided 95%: the bound a claim of "at least" (or "below") is held to."""
 
 
 def fingerprint(node: str, parts: dict[str, Any]) -> str:
     """The default step of a request: its node and a short hash of what makes it the same task."""
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return f"{node}/{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
+
+
+def wilson_upper_bound(agreed: int, audited: int, z: float = Z_95) -> float:
+    """The upper end of the Wilson score interval for ``agreed`` of ``audited`` (1 when nothing was audited)."""
+    if audited <= 0:
+        return 1.0
+    return 1.0 - wilson_lower_bound(audited - agreed, audited, z)
 
 
 def wilson_lower_bound(agreed: int, audited: int, z: float = Z_95) -> float:
@@ -75,17 +85,20 @@ class Evidence:
 
     @property
     def lower_bound(self) -> float:
-        """The 95% Wilson lower bound on the agreement."""
+        """The one-sided 95% Wilson lower bound on the agreement."""
         return wilson_lower_bound(self.agreed, self.audited)
 
-    def describe(self) -> str:
-        """The evidence in words, for a decision's reason."""
+    @property
+    def upper_bound(self) -> float:
+        """The one-sided 95% Wilson upper bound on the agreement."""
+        return wilson_upper_bound(self.agreed, self.audited)
+
+    def describe(self, *, upper: bool = False) -> str:
+        """The evidence in words, for a decision's reason (with the bound that decided it)."""
         above = LADDER[LADDER.index(self.tier) + 1]
         share = f"{self.agreement:.0%}" if self.agreement is not None else "n/a"
-        return (
-            f"{self.tier} agrees with {above} on {share} of {self.audited} audited runs "
-            f"(lower bound {self.lower_bound:.0%})"
-        )
+        bound = f"upper bound {self.upper_bound:.0%}" if upper else f"lower bound {self.lower_bound:.0%}"
+        return f"{self.tier} agrees with {above} on {share} of {self.audited} audited runs ({bound})"
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,10 @@ class StepPolicy:
         """True when ``evidence`` shows the tier right often enough, with enough audits to be sure."""
         return evidence.audited >= self.min_audits and evidence.lower_bound >= self.agreement
 
+    def short(self, evidence: Evidence) -> bool:
+        """True when ``evidence`` shows the tier agreeing less often than needed, with enough audits to be sure."""
+        return evidence.audited >= self.min_audits and evidence.upper_bound < self.agreement
+
     def settled(self, evidence: Evidence) -> bool:
         """True when there is enough evidence about the tier to stop auditing it at the higher, learning rate."""
         return evidence.audited >= self.min_audits
@@ -106,19 +123,20 @@ class StepPolicy:
     def decide(self, step: str, evidence: dict[TierName, Evidence]) -> tuple[TierName, str] | None:
         """The tier a step starts on and why, or None while the evidence cannot decide yet (cold start).
 
-        A tier that has failed its audits is never started on again until new evidence clears it; the
-        tier above it is then the floor, earned or not yet known.
+        A tier shown short is not started on again until new evidence clears it; the tier above it is then
+        the floor, and the step stays there unless that tier is shown short too.
         """
         failed: list[str] = []
         for tier in LADDER[:-1]:
             seen = evidence.get(tier, Evidence(tier, 0, 0))
             if self.earned(seen):
                 return tier, f"step {step}: {'; '.join([*failed, seen.describe()])} → {tier}"
-            if not self.settled(seen):
+            if not self.short(seen):
                 if not failed:
                     return None
-                return tier, f"step {step}: {'; '.join(failed)} → {tier} (its own audits are too few yet)"
-            failed.append(seen.describe())
+                why = "too few yet" if not self.settled(seen) else "not shown short"
+                return tier, f"step {step}: {'; '.join(failed)} → {tier} (its own audits: {why})"
+            failed.append(seen.describe(upper=True))
         return LADDER[-1], f"step {step}: {'; '.join(failed)} → {LADDER[-1]}"
 
 

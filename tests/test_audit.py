@@ -34,6 +34,11 @@ def test_compare_answers() -> None:
         "differs in: city",
     )
     assert compare("draft", {"text": "hi"}, {"text": "hello"})[0] is None
+    # A JSON draft carries free text too: two good drafts never match field for field, so a judge decides.
+    assert compare("draft", {"subject": "Refund", "body": "Sorry!"}, {"subject": "Refund", "body": "Apologies."}) == (
+        None,
+        "a draft (free text, or JSON with free text in it)",
+    )
     assert normalise([3, 1, 2]) == [1, 2, 3] and normalise(2.0) == 2
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from support import Sandbox, Service
 
 from nodes.settings import Settings
-from nodes.steps import Evidence, StepPolicy, fingerprint, wilson_lower_bound
+from nodes.steps import Evidence, StepPolicy, fingerprint, wilson_lower_bound, wilson_upper_bound
 
 
 def test_the_fingerprint_is_the_task_not_the_material() -> None:
@@ -25,17 +25,22 @@ def test_the_fingerprint_is_the_task_not_the_material() -> None:
 
 
 def test_wilson_bounds_match_the_textbook() -> None:
-    assert wilson_lower_bound(0, 0) == 0.0
-    assert wilson_lower_bound(96, 100) == pytest.approx(0.9016, abs=1e-4)
-    assert wilson_lower_bound(180, 180) == pytest.approx(0.9791, abs=1e-4)
-    assert wilson_lower_bound(9, 10) == pytest.approx(0.5958, abs=1e-4)
+    # One-sided 95% bounds: the ends of the two-sided 90% Wilson interval (z = 1.645).
+    assert wilson_lower_bound(0, 0) == 0.0 and wilson_upper_bound(0, 0) == 1.0
+    assert wilson_lower_bound(96, 100) == pytest.approx(0.9138, abs=1e-4)
+    assert wilson_upper_bound(96, 100) == pytest.approx(0.9819, abs=1e-4)
+    assert wilson_lower_bound(180, 180) == pytest.approx(0.9852, abs=1e-4)
+    assert wilson_lower_bound(9, 10) == pytest.approx(0.6523, abs=1e-4)
+    assert wilson_upper_bound(75, 100) == pytest.approx(0.8140, abs=1e-4)
+    # 30 agreeing audits of 30 clear 0.9 (0.917); 29 of 30 do not (0.864).
+    assert wilson_lower_bound(30, 30) > 0.9 > wilson_lower_bound(29, 30)
 
 
 @given(audited=st.integers(1, 5000), data=st.data())
 def test_the_bound_is_below_the_share_and_rises_with_the_evidence(audited: int, data: st.DataObject) -> None:
     agreed = data.draw(st.integers(0, audited))
     bound = wilson_lower_bound(agreed, audited)
-    assert 0.0 <= bound <= agreed / audited
+    assert 0.0 <= bound <= agreed / audited <= wilson_upper_bound(agreed, audited) <= 1.0
     assert wilson_lower_bound(agreed * 2, audited * 2) >= bound - 1e-12
 
 
@@ -54,7 +59,7 @@ def decide(nano: tuple[int, int] | None, mini: tuple[int, int] | None = None) ->
 def test_a_step_earns_the_cheapest_tier_its_audits_support() -> None:
     assert decide((180, 173)) == (
         "nano",
-        "step support/intent: nano agrees with mini on 96% of 180 audited runs (lower bound 92%) → nano",
+        "step support/intent: nano agrees with mini on 96% of 180 audited runs (lower bound 93%) → nano",
     )
 
 
@@ -63,17 +68,27 @@ def test_thin_evidence_leaves_the_decision_to_the_rules() -> None:
     assert decide((29, 29)) is None  # all agreed, but too few to be sure
 
 
-def test_a_failed_tier_puts_the_step_on_the_next_one_up() -> None:
+def test_a_tier_shown_short_puts_the_step_on_the_next_one_up() -> None:
+    # nano agreed on 80% of 40: its upper bound (88%) is below 90%, so nano is short.
     assert decide((40, 32)) == (
         "mini",
-        "step support/intent: nano agrees with mini on 80% of 40 audited runs (lower bound 65%) → mini "
-        "(its own audits are too few yet)",
+        "step support/intent: nano agrees with mini on 80% of 40 audited runs (upper bound 88%) → mini "
+        "(its own audits: too few yet)",
     )
     assert decide((40, 32), (100, 98))[0] == "mini"  # type: ignore[index]
-    assert decide((40, 32), (60, 58)) == (  # 97% agreement, but its lower bound (89%) is short of 90%
+    assert decide((40, 32), (100, 75)) == (  # mini shown short too: upper bound 81%
         "full",
-        "step support/intent: nano agrees with mini on 80% of 40 audited runs (lower bound 65%); "
-        "mini agrees with full on 97% of 60 audited runs (lower bound 89%) → full",
+        "step support/intent: nano agrees with mini on 80% of 40 audited runs (upper bound 88%); "
+        "mini agrees with full on 75% of 100 audited runs (upper bound 81%) → full",
+    )
+
+
+def test_agreement_neither_proven_nor_refuted_never_moves_a_step_up() -> None:
+    assert decide((100, 88)) is None  # nano: 88% of 100, bounds 82% to 92%: the cold start decides
+    assert decide((40, 32), (100, 88)) == (  # mini undecided the same way: it stays on mini, not full
+        "mini",
+        "step support/intent: nano agrees with mini on 80% of 40 audited runs (upper bound 88%) → mini "
+        "(its own audits: not shown short)",
     )
 
 
@@ -147,5 +162,6 @@ def test_a_step_whose_cheap_tier_disagrees_stays_up(
     body = service.http.post("/v1/nodes/classify", json=INTENT).json()
     assert body["routing"]["start_tier"] == "mini"
     assert body["routing"]["reason"].startswith(
-        "step support-triage/intent: nano agrees with mini on 0% of 6 audited runs (lower bound 0%) → mini"
+        "step support-triage/intent: nano agrees with mini on 0% of 6 audited runs (upper bound 31%) → mini "
+        "(its own audits: too few yet)"
     )
