@@ -146,11 +146,12 @@ def asks_complexity(schema: Mapping[str, Any]) -> bool:
 def text_verdict(schema: Mapping[str, Any], text: str) -> str | None:
     """The right verdict of a judge asked whether a candidate text serves a text task as well as a reference.
 
-    That is the routing audit's question for free-text drafts: the draft's own request (with its keyword
-    truth) is the judge's input, the reference text is in the criteria, the cheaper text is the candidate.
-    The candidate serves the task as well unless the reference holds the keyword and the candidate does
-    not. None when the request is not such a judgement (no pass/fail verdict, a verdict truth of its own,
-    no text truth, or no criteria and candidates blocks).
+    That is the routing audit's question for drafts, text or JSON: the draft's own request (with its keyword
+    truth, ``text`` for a text draft, ``body`` for a JSON one) is the judge's input, the reference draft is in
+    the criteria, the cheaper draft is the candidate (a JSON draft as JSON). The candidate serves the task as
+    well unless the reference holds the keyword and the candidate does not. None when the request is not such
+    a judgement (no pass/fail verdict, a verdict truth of its own, no keyword truth, or no criteria and
+    candidates blocks).
     """
     verdict = schema.get("properties", {}).get("verdict", {})
     if not isinstance(verdict, Mapping) or set(verdict.get("enum", [])) != {"pass", "fail"}:
@@ -159,7 +160,14 @@ def text_verdict(schema: Mapping[str, Any], text: str) -> str | None:
     if any("verdict" in truth.values for truth in truths):
         return None
     keyword = next(
-        (t.values["text"] for t in truths if set(t.values) == {"text"} and isinstance(t.values["text"], str)), None
+        (
+            value
+            for t in truths
+            if len(t.values) == 1 and set(t.values) <= FREE_TEXT_KEYS
+            for value in t.values.values()
+            if isinstance(value, str)
+        ),
+        None,
     )
     criteria, candidates = _block(text, "criteria"), _block(text, "candidates", last=True)
     if keyword is None or criteria is None or candidates is None:
