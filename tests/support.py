@@ -181,3 +181,21 @@ def interrupted_after(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
         if remaining:
             signal.setitimer(signal.ITIMER_REAL, max(remaining - (time.monotonic() - started), 0.001), interval)
+
+
+#: Settings under which a tier auto step learns from every run: all audited, six audits enough, half agreeing.
+LEARNING = {
+    "audit_learning_rate": 1.0,
+    "audit_settled_rate": 1.0,
+    "audit_spend_share": 1.0,
+    "step_min_audits": 6,
+    "step_agreement": 0.5,
+}
+#: A tier auto step whose two conditions start it on mini until its audits earn nano.
+INTENT = {
+    "input": "A billing question: I was charged twice for my subscription",
+    "labels": ["billing", "bug"],
+    "instructions": "Say billing if money is mentioned, unless it is a refund request about a bug.",
+    "tier": "auto",
+    "step": "support-triage/intent",
+}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support import Sandbox, Service
+from support import INTENT, LEARNING, Sandbox, Service
 
 from nodes.confidence import (
     MIN_OUTCOMES,
@@ -135,22 +135,6 @@ def test_logprobs_are_read_from_a_choice_or_not_at_all() -> None:
 
 
 # --- end to end over the sandbox ----------------------------------------------------------------------------------
-
-LOGPROBS = {"logprobs": True}
-LEARNING = {
-    "audit_learning_rate": 1.0,
-    "audit_settled_rate": 1.0,
-    "audit_spend_share": 1.0,
-    "step_min_audits": 6,
-    "step_agreement": 0.5,
-}
-INTENT = {
-    "input": "A billing question: I was charged twice for my subscription",
-    "labels": ["billing", "bug"],
-    "instructions": "Say billing if money is mentioned, unless it is a refund request about a bug.",
-    "tier": "auto",
-    "step": "support-triage/intent",
-}
 
 
 def logprob_settings(make_settings: Callable[..., Settings], sandbox: Sandbox, **overrides: Any) -> Settings:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import CLIENT_KEY, Sandbox, Service
+from support import CLIENT_KEY, INTENT, LEARNING, Sandbox, Service
 
 from nodes.settings import Settings
 
@@ -68,22 +68,6 @@ def test_dashboard_says_what_is_wrong_with_a_bad_key(service: Service, tmp_path:
     dom = browse(tmp_path, f"{service.url}/dashboard#key=not-a-key", "--dump-dom")
     assert dom.returncode == 0
     assert '<span id="status" class="error">the API key is not valid' in dom.stdout
-
-
-LEARNING = {
-    "audit_learning_rate": 1.0,
-    "audit_settled_rate": 1.0,
-    "audit_spend_share": 1.0,
-    "step_min_audits": 6,
-    "step_agreement": 0.5,
-}
-INTENT = {
-    "input": "A billing question: I was charged twice for my subscription",
-    "labels": ["billing", "bug"],
-    "instructions": "Say billing if money is mentioned, unless it is a refund request about a bug.",
-    "tier": "auto",
-    "step": "support-triage/intent",
-}
 
 
 @pytest.mark.timeout(180)

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support import Sandbox, Service
+from support import INTENT, LEARNING, Sandbox, Service
 
 from nodes.settings import Settings
 from nodes.steps import Evidence, StepPolicy, fingerprint, wilson_lower_bound, wilson_upper_bound
@@ -98,22 +98,6 @@ def test_new_evidence_moves_a_step_back_down() -> None:
 
 
 # -- learning from a service's own traffic ---------------------------------------------------------------
-
-LEARNING = {
-    "audit_learning_rate": 1.0,
-    "audit_settled_rate": 1.0,
-    "audit_spend_share": 1.0,
-    "step_min_audits": 6,
-    "step_agreement": 0.5,
-}
-# Two conditions in the instructions: auto's free rules start this step on mini until it earns nano.
-INTENT = {
-    "input": "A billing question: I was charged twice for my subscription",
-    "labels": ["billing", "bug"],
-    "instructions": "Say billing if money is mentioned, unless it is a refund request about a bug.",
-    "tier": "auto",
-    "step": "support-triage/intent",
-}
 
 
 def wait_for_audits(service: Service, count: int) -> None:
