@@ -27,6 +27,8 @@ from nodes.api import router
 from nodes.attempts import Limits, TierCaller
 from nodes.audit import Auditor, AuditRates
 from nodes.batchlane import BatchEndpoint, Batcher, BatchLane
+from nodes.compat.routes import router as openai_router
+from nodes.compat.surface import OpenAISurface
 from nodes.idempotency import IdempotencyStore
 from nodes.jobs import JobQueue, JobWorkers
 from nodes.keys import KeyRing
@@ -108,6 +110,9 @@ class Tierwise:
         self.queue = JobQueue(store, lease_s=settings.job_lease_s)
         self.outbox = Outbox(store, deadline_s=settings.callback_deadline_s)
         self.submissions = Submissions(settings, store, self.admission, self.runner, self.queue)
+        self.openai = OpenAISurface(
+            self.admission, self.submissions, timeout_s=min(settings.openai_run_timeout_s, settings.run_timeout_s)
+        )
         self.stats = Stats(store)
         self.metrics = Metrics(self.pacing)
         rates = AuditRates(
@@ -225,5 +230,6 @@ def create_app(
     app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(router)
+    app.include_router(openai_router)
     install_openapi(app)
     return app

@@ -17,6 +17,7 @@ ladder decides what happens next.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -54,6 +55,10 @@ CHARS_PER_TOKEN = 4
 REPAIR_PROMPT = (
     "Your previous reply was not acceptable:\n{errors}\n"
     "Reply again with only the corrected JSON object, satisfying the schema exactly."
+)
+TOOL_REPAIR_PROMPT = (
+    "The call was not made: its arguments were not acceptable:\n{errors}\n"
+    "Call the tool again with corrected arguments that satisfy its parameters schema exactly."
 )
 
 
@@ -148,6 +153,7 @@ class RunBudget:
         processing: Lane = "standard",
         cache_key: str | None = None,
         calibrations: Mapping[TierName, Calibration] | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         self.run_id = run_id
         self.limits = limits
@@ -157,9 +163,10 @@ class RunBudget:
         self.cache_key = cache_key
         self.calibrations: Mapping[TierName, Calibration] = calibrations or {}
         self.started = clock()
+        self.timeout_s = limits.run_timeout_s if timeout_s is None else min(timeout_s, limits.run_timeout_s)
         # A batch-lane run may wait for its batches first, then still needs its own time.
         waiting = limits.batch_wait_s if processing == "batch" else 0.0
-        self.deadline = self.started + waiting + limits.run_timeout_s
+        self.deadline = self.started + waiting + self.timeout_s
         self.attempts: list[Attempt] = []
         self.batch_calls: dict[str, int] = {}
         """How many batch-lane calls of this run had each body so far (part of each call's identity)."""
@@ -192,7 +199,7 @@ class RunBudget:
         if len(self.attempts) >= self.limits.max_attempts:
             raise RunFailed(f"stopped after {len(self.attempts)} attempts (the cap)", attempts=self.attempts)
         if self.remaining_s <= 0:
-            raise self.deadline_exceeded(f"the run passed its {self.limits.run_timeout_s:g} s cap")
+            raise self.deadline_exceeded(f"the run passed its {self.timeout_s:g} s cap")
         if self.spend_check is not None and self.attempts:
             try:
                 await self.spend_check(self.cost_usd)
@@ -218,18 +225,36 @@ class TierResult:
         return isinstance(self.verdict, Accepted)
 
 
-def repair_turn(reply: ModelReply, rejection: Rejection) -> list[dict[str, str]]:
-    """The two messages of a repair turn: the model's reply, then what was wrong with it."""
+def repair_turn(reply: ModelReply, rejection: Rejection) -> list[dict[str, Any]]:
+    """The messages of a repair turn: the model's reply, then what was wrong with it.
+
+    A reply that called tools is answered, call by call, with a tool result saying what was wrong, as
+    a conversation with tool calls must continue; any other reply gets one user message.
+    """
     errors = "\n".join(f"- {error}" for error in rejection.errors)
+    if reply.tool_calls:
+        said: dict[str, Any] = {"role": "assistant", "content": reply.content, "tool_calls": list(reply.tool_calls)}
+        results = [
+            {"role": "tool", "tool_call_id": str(call.get("id")), "content": TOOL_REPAIR_PROMPT.format(errors=errors)}
+            for call in reply.tool_calls
+        ]
+        return [said, *results]
     return [
         {"role": "assistant", "content": reply.content or ""},
         {"role": "user", "content": REPAIR_PROMPT.format(errors=errors)},
     ]
 
 
-def estimate_tokens(messages: list[dict[str, str]], max_output_tokens: int) -> int:
+def content_chars(content: Any) -> int:
+    """The length of a message's content: its text, or its parts as JSON."""
+    if isinstance(content, str):
+        return len(content)
+    return 0 if content is None else len(json.dumps(content, ensure_ascii=False, default=str))
+
+
+def estimate_tokens(messages: list[dict[str, Any]], max_output_tokens: int) -> int:
     """A cheap guess at a call's tokens, for pacing; corrected with the real usage afterwards."""
-    chars = sum(len(message["content"]) for message in messages)
+    chars = sum(content_chars(message.get("content")) for message in messages)
     return chars // CHARS_PER_TOKEN + min(max_output_tokens, OUTPUT_ESTIMATE_TOKENS)
 
 
@@ -263,8 +288,9 @@ class TierCaller:
         processing: Lane = "standard",
         cache_key: str | None = None,
         calibrations: Mapping[TierName, Calibration] | None = None,
+        timeout_s: float | None = None,
     ) -> RunBudget:
-        """A fresh budget for a run, on this caller's clock."""
+        """A fresh budget for a run, on this caller's clock (``timeout_s`` shortens the run's time cap)."""
         return RunBudget(
             run_id,
             self.limits,
@@ -273,11 +299,12 @@ class TierCaller:
             processing=processing,
             cache_key=cache_key,
             calibrations=calibrations,
+            timeout_s=timeout_s,
         )
 
     async def attempt(self, run: RunBudget, tier: Tier, task: Task, *, purpose: Purpose = "answer") -> TierResult:
         """Work ``task`` on ``tier`` until it is accepted or the tier is given up; raises when the run's caps end it."""
-        messages = [
+        messages = list(task.conversation) or [
             {"role": "system", "content": task.system_prompt},
             {"role": "user", "content": task.user_prompt},
         ]
@@ -344,13 +371,13 @@ class TierCaller:
         delay = backoff_delay(retries, self.limits.backoff, self.rng, error.retry_after_s)
         if self.clock() + delay >= run.deadline:
             raise run.deadline_exceeded(
-                f"the next retry ({delay:.1f} s away) would pass the run's {self.limits.run_timeout_s:g} s cap"
+                f"the next retry ({delay:.1f} s away) would pass the run's {run.timeout_s:g} s cap"
             )
         await self.sleep(delay)
         return delay
 
     async def _call(
-        self, run: RunBudget, tier: Tier, task: Task, messages: list[dict[str, str]], lane: Lane
+        self, run: RunBudget, tier: Tier, task: Task, messages: list[dict[str, Any]], lane: Lane
     ) -> ModelReply:
         """One model call on ``lane``, bounded by what is left of the run."""
         remaining = run.remaining_s
@@ -358,8 +385,13 @@ class TierCaller:
             messages=messages,
             schema_name=task.schema_name,
             output_schema=task.strict_schema,
-            max_output_tokens=self.limits.max_output_tokens,
+            max_output_tokens=min(
+                task.max_output_tokens or self.limits.max_output_tokens, self.limits.max_output_tokens
+            ),
             timeout_s=min(tier.call_timeout_s(lane), max(remaining, 0.001)),
+            output_kind=task.output_kind,
+            tools=task.tools,
+            options=task.call_options,
             service_tier=FLEX_SERVICE_TIER if lane == "flex" else None,
             prompt_cache_key=run.cache_key,
             logprobs=tier.logprobs and task.confidence_key is not None,

@@ -72,6 +72,8 @@ def compare(node: str, answer: Any, reference: Any) -> tuple[bool | None, str]:
         ), f"verdict: {answer.get('verdict')} vs {reference.get('verdict')}"
     if node == "draft":
         return None, "a draft (free text, or JSON with free text in it)"
+    if node == "chat":
+        return compare_messages(answer, reference)
     a, b = normalise(answer), normalise(reference)
     differing = (
         sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
@@ -81,10 +83,44 @@ def compare(node: str, answer: Any, reference: Any) -> tuple[bool | None, str]:
     return a == b, ("same fields" if a == b else f"differs in: {', '.join(differing) or 'shape'}")
 
 
+def _calls(message: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """A message's tool calls as (name, normalised arguments), in order."""
+    calls = []
+    for call in message.get("tool_calls") or ():
+        function = call.get("function", {}) if isinstance(call, dict) else {}
+        try:
+            arguments = json.loads(function.get("arguments") or "{}")
+        except (TypeError, ValueError):
+            arguments = function.get("arguments")
+        calls.append((function.get("name"), normalise(arguments)))
+    return calls
+
+
+def _json_content(message: dict[str, Any]) -> Any:
+    try:
+        return json.loads(message.get("content") or "")
+    except (TypeError, ValueError):
+        return None
+
+
+def compare_messages(answer: dict[str, Any], reference: dict[str, Any]) -> tuple[bool | None, str]:
+    """Whether two assistant messages agree: the same tool calls, or equal JSON; free text needs a judge."""
+    if answer.get("tool_calls") or reference.get("tool_calls"):
+        mine, theirs = _calls(answer), _calls(reference)
+        return mine == theirs, "same tool calls" if mine == theirs else f"tool calls {mine!r} vs {theirs!r}"[:500]
+    mine, theirs = _json_content(answer), _json_content(reference)
+    if isinstance(mine, dict | list) and isinstance(theirs, dict | list):
+        agreed = normalise(mine) == normalise(theirs)
+        return agreed, "same JSON" if agreed else "the JSON differs"
+    return None, "free text"
+
+
 def _draft_text(answer: Any) -> str:
-    """A draft as the judge reads it: a text draft's text, a JSON draft as JSON."""
+    """A draft as the judge reads it: a text draft's text, a JSON draft as JSON, an assistant message's content."""
     if isinstance(answer, dict) and set(answer) == {"text"}:
         return str(answer["text"])
+    if isinstance(answer, dict) and "tool_calls" in answer and isinstance(answer.get("content"), str):
+        return str(answer["content"])
     return json.dumps(answer, ensure_ascii=False, indent=1)
 
 

@@ -49,6 +49,8 @@ class Rejection:
     repairable: bool = False
     fallback: Any = None
     confidence: Confidence | None = None
+    note: str | None = None
+    """What to tell the caller if the fallback is what they get (the ladder's default speaks of confidence)."""
 
 
 @dataclass(frozen=True)
@@ -67,16 +69,31 @@ ValueCheck = Callable[[Task, Any], Rejection | None]
 
 
 def refused(task: Task, reply: ModelReply) -> Rejection | None:
-    """The model (or its content filter) declined to answer."""
+    """The model (or its content filter) declined to answer.
+
+    A conversation keeps the refusal as its fallback: if every tier refuses, the caller gets it, as the
+    model's own answer, the way OpenAI's API returns one.
+    """
     if reply.refusal or reply.finish_reason == "content_filter":
-        return Rejection("refusal", [reply.refusal or "the content filter stopped the reply"])
+        why = reply.refusal or "the content filter stopped the reply"
+        if task.reader is None:
+            return Rejection("refusal", [why])
+        return Rejection("refusal", [why], fallback=task.reader(task, reply)[0], note="every allowed tier refused")
     return None
 
 
 def truncated(task: Task, reply: ModelReply) -> Rejection | None:
-    """The reply was cut off at the output token limit."""
+    """The reply was cut off at the output token limit.
+
+    Free text cut short is still text: a conversation keeps it as its fallback, returned (with
+    ``finish_reason: length``) if no tier finishes within the caller's ``max_tokens``.
+    """
     if reply.finish_reason == "length":
-        return Rejection("truncated", ["the reply was cut off at the output token limit"])
+        why = ["the reply was cut off at the output token limit"]
+        if task.reader is None or task.output_kind != "text" or reply.tool_calls:
+            return Rejection("truncated", why)
+        note = "every allowed tier was cut off at the output token limit"
+        return Rejection("truncated", why, fallback=task.reader(task, reply)[0], note=note)
     return None
 
 
@@ -114,6 +131,9 @@ def judge_reply(
         rejection = check(task, reply)
         if rejection is not None:
             return rejection
+    if task.reader is not None:
+        value, problems = task.reader(task, reply)
+        return Rejection("invalid_output", problems, repairable=True) if problems else Accepted(value)
     strict, output = task.validators
     checked = check_reply(reply.content, strict)
     if not checked.ok:

@@ -111,9 +111,11 @@ def _better_fallback(kept: TierResult | None, result: TierResult) -> TierResult 
 
 def _fallback_answer(result: TierResult) -> Answer:
     assert isinstance(result.verdict, Rejection)
-    confidence = _confidence(result)
-    warning = (
-        f"confidence {confidence:g} is below min_confidence on every allowed tier; "
-        f"this is the most confident answer (from {result.tier})"
-    )
+    if result.verdict.note is not None:
+        warning = f"{result.verdict.note}; this is the answer of {result.tier}"
+    else:
+        warning = (
+            f"confidence {_confidence(result):g} is below min_confidence on every allowed tier; "
+            f"this is the most confident answer (from {result.tier})"
+        )
     return Answer(result.verdict.fallback, result.tier, result.model, (warning,), result.verdict.confidence)

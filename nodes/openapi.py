@@ -308,7 +308,48 @@ COMPONENTS: dict[str, Any] = {
         },
         "required": ["status", "storage", "jobs", "deliveries"],
     },
+    "OpenAIError": {
+        "type": "object",
+        "description": "OpenAI's error body, on the OpenAI-compatible paths (docs/openai-compatible.md).",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "message": {"type": "string", "description": "What went wrong and what to fix."},
+                    "type": {"type": "string", "examples": ["invalid_request_error", "server_error", "requests"]},
+                    "param": {"type": ["string", "null"], "description": "The request parameter at fault."},
+                    "code": {"type": ["string", "null"], "examples": ["model_not_found", "invalid_api_key"]},
+                },
+                "required": ["message", "type", "param", "code"],
+            }
+        },
+        "required": ["error"],
+    },
 }
+
+OPENAI_ERRORS: dict[int, str] = {
+    400: "The body is not JSON, or a parameter cannot be honoured; `param` names it.",
+    401: "No API key, or one that is not known (code invalid_api_key).",
+    404: "A model id other than tierwise/auto, tierwise/nano, tierwise/mini, tierwise/full (code model_not_found).",
+    408: "The body did not arrive in full within TIERWISE_BODY_TIMEOUT_S.",
+    409: "The Idempotency-Key was first used with another request.",
+    413: "The body is over TIERWISE_MAX_BODY_BYTES.",
+    429: "The key's requests per minute (type requests) or daily budget (type insufficient_quota) are used up.",
+    502: "Every allowed tier failed (code all_tiers_failed; x-should-retry: false).",
+    503: "The store cannot be used right now; nothing was accepted.",
+    504: "The run's deadline (TIERWISE_OPENAI_RUN_TIMEOUT_S) passed (x-should-retry: false).",
+}
+
+
+def openai_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` entries of these statuses on the OpenAI-compatible paths: OpenAI's error body."""
+    answers: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        answers[status] = {"description": OPENAI_ERRORS[status], "content": {JSON: {"schema": ref("OpenAIError")}}}
+        if status in (429, 503):
+            answers[status]["headers"] = RETRY_AFTER
+    return answers
+
 
 PROBLEMS: dict[int, tuple[str, str, dict[str, Any]]] = {
     400: ("The body is not JSON, not an object, or holds NaN, Infinity or a lone surrogate.", "Problem", {}),
@@ -463,6 +504,47 @@ ROUTES: dict[str, dict[str, Any]] = {
         "operation_id": "metrics",
         "response_class": PlainTextResponse,
         "responses": {200: {"description": "Prometheus text."}, **problems(503)},
+    },
+    "openai_models": {
+        "operation_id": "openai_models",
+        "response_model": None,
+        "openapi_extra": KEYED,
+        "responses": {
+            200: {"description": "OpenAI's model list: tierwise/auto, /nano, /mini, /full."},
+            **openai_errors(401),
+        },
+    },
+    "openai_model": {
+        "operation_id": "openai_model",
+        "response_model": None,
+        "openapi_extra": KEYED,
+        "responses": {200: {"description": "One model in OpenAI's shape."}, **openai_errors(401, 404)},
+    },
+    "chat_completions": {
+        "operation_id": "chat_completions",
+        "response_model": None,
+        "openapi_extra": KEYED,
+        "responses": {
+            200: {
+                "description": "OpenAI's chat.completion object, or with stream true a text/event-stream of "
+                "chat.completion.chunk events ending with data: [DONE]; X-Tierwise-* headers name the run.",
+                "headers": RUN_HEADERS,
+            },
+            **openai_errors(400, 401, 404, 408, 409, 413, 429, 502, 503, 504),
+        },
+    },
+    "responses": {
+        "operation_id": "responses",
+        "response_model": None,
+        "openapi_extra": KEYED,
+        "responses": {
+            200: {
+                "description": "OpenAI's response object, or with stream true a text/event-stream of its events "
+                "ending with response.completed; X-Tierwise-* headers name the run.",
+                "headers": RUN_HEADERS,
+            },
+            **openai_errors(400, 401, 404, 408, 409, 413, 429, 502, 503, 504),
+        },
     },
     "dashboard": {
         "operation_id": "dashboard",

@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx2
 import openai
@@ -47,15 +47,24 @@ JSON_MODE_INSTRUCTION = (
 )
 
 
+OutputKind = Literal["schema", "json_object", "text"]
+"""What a reply must be: JSON satisfying the request's schema, any JSON object, or free text."""
+
+
 @dataclass(frozen=True)
 class ModelRequest:
-    """One call's messages and the schema its reply must satisfy."""
+    """One call's messages and the schema its reply must satisfy (or that it is free text or any JSON object)."""
 
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     schema_name: str
     output_schema: dict[str, Any]
     max_output_tokens: int
     timeout_s: float
+    output_kind: OutputKind = "schema"
+    tools: tuple[dict[str, Any], ...] = ()
+    """Function tools, in chat-completions form, sent as they are."""
+    options: tuple[tuple[str, Any], ...] = ()
+    """Further chat-completions parameters sent as they are (``tool_choice``, ``temperature``...)."""
     service_tier: str | None = None
     """OpenAI's processing lane for the call (``flex``); None sends none, which is standard."""
     prompt_cache_key: str | None = None
@@ -79,6 +88,8 @@ class ModelReply:
     """The processing lane the endpoint says it used, when it says."""
     token_logprobs: tuple[TokenLogprob, ...] | None = None
     """The output tokens and their log-probabilities, when they were asked for and given."""
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    """The function calls the model made, in chat-completions form (``id``, ``type``, ``function``)."""
 
 
 class Provider(Protocol):
@@ -93,8 +104,12 @@ class Provider(Protocol):
         ...
 
 
-def response_format_for(mode: StructuredOutputMode, request: ModelRequest) -> dict[str, Any]:
-    """The ``response_format`` parameter for ``mode``."""
+def response_format_for(mode: StructuredOutputMode, request: ModelRequest) -> dict[str, Any] | None:
+    """The ``response_format`` parameter for ``mode`` (None for free text: none is sent)."""
+    if request.output_kind == "text":
+        return None
+    if request.output_kind == "json_object":
+        return {"type": "json_object"}
     if mode == "json_schema":
         return {
             "type": "json_schema",
@@ -105,9 +120,9 @@ def response_format_for(mode: StructuredOutputMode, request: ModelRequest) -> di
     return {"type": "json_object"}
 
 
-def messages_for(mode: StructuredOutputMode, request: ModelRequest) -> list[dict[str, str]]:
+def messages_for(mode: StructuredOutputMode, request: ModelRequest) -> list[dict[str, Any]]:
     """The messages for ``mode``: JSON mode (either kind) carries the schema in an extra system message."""
-    if mode == "json_schema":
+    if mode == "json_schema" or request.output_kind != "schema":
         return request.messages
     instruction = JSON_MODE_INSTRUCTION.format(schema=json.dumps(request.output_schema, indent=1))
     return [*request.messages[:1], {"role": "system", "content": instruction}, *request.messages[1:]]
@@ -195,12 +210,14 @@ class BatchState:
 
 def request_body(tier: Tier, request: ModelRequest, mode: StructuredOutputMode) -> dict[str, Any]:
     """The chat-completions body of one call on ``tier`` in ``mode`` (sent as is, or as a Batch API line)."""
-    body: dict[str, Any] = {
-        "model": tier.model,
-        "messages": messages_for(mode, request),
-        "response_format": response_format_for(mode, request),
-        "max_completion_tokens": request.max_output_tokens,
-    }
+    body: dict[str, Any] = {"model": tier.model, "messages": messages_for(mode, request)}
+    response_format = response_format_for(mode, request)
+    if response_format is not None:
+        body["response_format"] = response_format
+    body["max_completion_tokens"] = request.max_output_tokens
+    if request.tools:
+        body["tools"] = list(request.tools)
+    body.update(request.options)
     if request.service_tier is not None:
         body["service_tier"] = request.service_tier
     if request.prompt_cache_key is not None:
@@ -232,6 +249,7 @@ def reply_from(
         headers=headers,
         service_tier=service_tier if isinstance(service_tier, str) else None,
         token_logprobs=parse_logprobs(choice) if request.logprobs else None,
+        tool_calls=tuple(call for call in message.get("tool_calls") or () if isinstance(call, dict)),
     )
 
 

@@ -110,15 +110,22 @@ class Runner:
         key_id: str | None,
         received_at: float,
         spend_check: SpendCheck | None = None,
+        timeout_s: float | None = None,
     ) -> RunRecord:
         """Run one validated request to completion; ``received_at`` (monotonic) dates the service's overhead.
+
+        ``timeout_s`` shortens the run's time cap (``TIERWISE_RUN_TIMEOUT_S``) for callers that give up sooner.
 
         Every outcome is a record, so whatever the run spent is stored: a run that every tier failed, that
         ran out of time or budget, or that a fault of the service itself broke off.
         """
         step = node.step_of(request)
         budget = self.caller.budget(
-            run_id, spend_check=spend_check, processing=self.lane_of(request), cache_key=cache_key_of(key_id, step)
+            run_id,
+            spend_check=spend_check,
+            processing=self.lane_of(request),
+            cache_key=cache_key_of(key_id, step),
+            timeout_s=timeout_s,
         )
         routing = Decision(node.default_tier, "the run ended before its starting tier was chosen")
         answer: Answer | None = None

@@ -221,6 +221,12 @@ class Settings(BaseSettings):
     repair_turns: int = Field(default=1, ge=0, le=3, description="Repair turns per tier on invalid output.")
     max_attempts: int = Field(default=10, ge=1, le=50, description="Hard cap on model calls in one run.")
     run_timeout_s: float = Field(default=120.0, gt=0, description="Hard cap on one run's wall time.")
+    openai_run_timeout_s: float = Field(
+        default=55.0,
+        gt=0,
+        description="Hard cap on the wall time of a run on the OpenAI-compatible surface (under n8n's 60 s model "
+        "timeout); never more than TIERWISE_RUN_TIMEOUT_S.",
+    )
     backoff_base_s: float = Field(default=0.5, gt=0, description="First backoff step, in seconds.")
     backoff_cap_s: float = Field(default=8.0, gt=0, description="Largest computed backoff, in seconds.")
     retry_after_cap_s: float = Field(

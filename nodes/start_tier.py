@@ -66,9 +66,17 @@ def count_fields(schema: Any, depth: int = 0) -> tuple[int, int]:
     return fields, deepest
 
 
+def authored(task: Task, instructions: str | None) -> str | None:
+    """The author's instructions: the request's, or a conversation's system messages."""
+    return instructions if instructions is not None or not task.conversation else task.system_prompt
+
+
 def auto_rules(task: Task, instructions: str | None) -> list[str]:
     """The reasons, if any, that a task is too much for the nano tier."""
+    instructions = authored(task, instructions)
     reasons = []
+    if task.tools:
+        reasons.append(f"the model may call {len(task.tools)} tool(s)")
     if task.structure_hint:
         fields, depth = count_fields(task.structure_hint)
         if fields > MAX_FLAT_FIELDS:
@@ -87,6 +95,7 @@ def auto_rules(task: Task, instructions: str | None) -> list[str]:
 
 def clearly_simple(task: Task, instructions: str | None) -> bool:
     """True for a task no rule doubts: short input, a small flat output, no stacked conditions."""
+    instructions = authored(task, instructions)
     fields, depth = count_fields(task.structure_hint) if task.structure_hint else (0, 1)
     conditions = len(MULTI_CONDITION.findall(instructions or ""))
     return (
@@ -143,6 +152,7 @@ def choose_start(
 
 def complexity_request(task: Task, instructions: str | None) -> dict[str, Any]:
     """The classify request that asks nano how hard ``task`` is."""
+    instructions = authored(task, instructions)
     if task.structure_hint:
         fields, depth = count_fields(task.structure_hint)
         output = f"{fields} fields, {depth} level(s) of nesting"
@@ -151,7 +161,7 @@ def complexity_request(task: Task, instructions: str | None) -> dict[str, Any]:
     excerpt = task.user_prompt[:COMPLEXITY_EXCERPT_CHARS]
     description = (
         f"Task type: {task.node}\n"
-        f"Author's instructions: {instructions.strip() if instructions else '(none)'}\n"
+        f"Author's instructions: {instructions.strip()[:COMPLEXITY_EXCERPT_CHARS] if instructions else '(none)'}\n"
         f"Output: {output}\n"
         f"Material: about {task.input_chars // CHARS_PER_TOKEN} tokens; "
         f"its first {COMPLEXITY_EXCERPT_CHARS} characters:\n{excerpt}"

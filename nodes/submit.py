@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -84,8 +85,15 @@ class Submissions:
         data: dict[str, Any],
         admitted: Admitted,
         received_at: float,
+        *,
+        answer: Callable[[RunRecord], Reply] | None = None,
+        timeout_s: float | None = None,
     ) -> RunRecord:
-        """Run a request and store its record (and its idempotent answer) in one transaction."""
+        """Run a request and store its record (and its idempotent answer) in one transaction.
+
+        ``answer`` renders the record as the reply an Idempotency-Key replays (the node protocol's by
+        default); ``timeout_s`` shortens the run's time cap.
+        """
         caller = admitted.caller
 
         async def within_budget(running: Decimal) -> None:
@@ -100,11 +108,12 @@ class Submissions:
             key_id=caller.key_id,
             received_at=received_at,
             spend_check=within_budget,
+            timeout_s=timeout_s,
         )
         async with self.store.transaction() as tx:
             await write_run(tx, record)
             if admitted.claim is not None:
-                await self.idempotency.finish(tx, admitted.claim, reply_of(record))
+                await self.idempotency.finish(tx, admitted.claim, (answer or reply_of)(record))
         self.runner.observe(record, task)
         return record
 

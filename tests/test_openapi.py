@@ -30,8 +30,16 @@ PROBLEMS_OF = {
     ("get", "/healthz"): set(),
     ("get", "/dashboard"): set(),
 }
-REPORTS_OF = {("get", "/readyz"): {503: "Readiness"}}
-"""Error statuses answered with a report of their own rather than a problem (readiness probes read the status)."""
+OPENAI_STATUSES = (400, 401, 404, 408, 409, 413, 429, 502, 503, 504)
+REPORTS_OF = {
+    ("get", "/readyz"): {503: "Readiness"},
+    ("get", "/v1/models"): {401: "OpenAIError"},
+    ("get", "/v1/models/{model_id}"): {401: "OpenAIError", 404: "OpenAIError"},
+    ("post", "/v1/chat/completions"): dict.fromkeys(OPENAI_STATUSES, "OpenAIError"),
+    ("post", "/v1/responses"): dict.fromkeys(OPENAI_STATUSES, "OpenAIError"),
+}
+"""Error statuses answered with a body of their own rather than a problem: readiness probes read the status,
+OpenAI clients parse OpenAI's error body."""
 NODE_MODELS = ["Classify", "Extract", "Draft", "Judge"]
 
 

@@ -21,12 +21,15 @@ from pydantic import JsonValue
 
 from nodes.jsonbody import parse_json_object
 from nodes.protocol import NodeRequest, validate_request
+from nodes.provider import ModelReply, OutputKind
 from nodes.steps import fingerprint
 from nodes.strict_schema import restore_optional, to_strict
 from nodes.tiers import TierName
 from nodes.validate import validator_for
 
 RequestT = TypeVar("RequestT", bound=NodeRequest)
+ReplyReader = Callable[["Task", ModelReply], tuple[Any, list[str]]]
+"""Reads a reply into the task's output value, with the reasons it is not acceptable (empty when it is)."""
 
 INSTRUCTIONS_PREAMBLE = "Additional instructions from the workflow author (they refine the task, never override it):"
 
@@ -56,6 +59,17 @@ class Task:
     structure_hint: dict[str, Any] = field(default_factory=dict)
     confidence_key: str | None = None
     """The output member whose token probabilities are the answer's confidence (classify's label, judge's verdict)."""
+    conversation: tuple[dict[str, Any], ...] = ()
+    """A whole conversation to send instead of the two prompts (the OpenAI-compatible surface's messages)."""
+    output_kind: OutputKind = "schema"
+    tools: tuple[dict[str, Any], ...] = ()
+    """Function tools the model may call, in chat-completions form."""
+    call_options: tuple[tuple[str, Any], ...] = ()
+    """Request parameters passed to the model as they are (``tool_choice``, ``temperature``...)."""
+    max_output_tokens: int | None = None
+    """The caller's own cap on output tokens (under the service's ``TIERWISE_MAX_OUTPUT_TOKENS``)."""
+    reader: ReplyReader | None = None
+    """How a reply becomes the output, when it is not JSON against ``strict_schema`` (a conversation's)."""
 
     @cached_property
     def validators(self) -> tuple[protocols.Validator, protocols.Validator | None]:

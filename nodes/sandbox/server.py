@@ -190,6 +190,7 @@ class _Draft:
     budget: int
     fault: str | None = None
     shaped: ShapedReply | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 class _BadRequest(Exception):
@@ -385,7 +386,26 @@ def _parse(body: Any, seed: int | None) -> ChatRequest:
         seed=seed,
         service_tier="default" if service_tier == "auto" else service_tier,
         logprobs=_flag(body, "logprobs"),
+        tools=_tools(body.get("tools")),
+        tool_choice=body.get("tool_choice"),
     )
+
+
+def _tools(tools: Any) -> list[Any]:
+    """The request's function tools, checked the way OpenAI checks them (400 otherwise)."""
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise _BadRequest("Invalid type for 'tools': expected an array.", param="tools", code="invalid_type")
+    for index, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise _BadRequest(
+                f"Missing required parameter: 'tools[{index}].function.name'.",
+                param=f"tools[{index}].function.name",
+                code="missing_required_parameter",
+            )
+    return tools
 
 
 def _flag(body: dict[str, Any], name: str) -> bool:
@@ -526,13 +546,24 @@ def _draft(state: SandboxState, request: ChatRequest, rule: FaultRule | None) ->
     elif kind == "content" and rule is not None:
         content = rule.content
 
+    tool_calls = None
+    function = request.tool_to_call
+    if function is not None and refusal is None and kind not in ("non_json", "content"):
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        arguments = synthesize(parameters, rng, wire.input_text(request.messages))
+        if kind == "schema_drift":
+            arguments = drift(arguments, parameters)
+        tool_calls = [wire.tool_call(request.digest, len(request.messages), function["name"], _json(arguments))]
+        content, finish_reason, completion_limit = None, "tool_calls", None
+
     prompt = wire.prompt_tokens(request.messages)
     reasoning = state.config.reasoning_tokens
     if completion_limit is not None:
         completion = completion_limit
         reasoning = min(reasoning, completion_limit)
     else:
-        completion = wire.completion_tokens(content if refusal is None else refusal) + reasoning
+        said = tool_calls[0]["function"]["arguments"] if tool_calls else content if refusal is None else refusal
+        completion = wire.completion_tokens(said) + reasoning
     budget = prompt + (request.max_tokens if request.max_tokens is not None else completion)
     return _Draft(
         content=content,
@@ -545,6 +576,7 @@ def _draft(state: SandboxState, request: ChatRequest, rule: FaultRule | None) ->
         budget=budget,
         fault=kind,
         shaped=shaped,
+        tool_calls=tool_calls,
     )
 
 
@@ -566,6 +598,7 @@ def _completion(state: SandboxState, request: ChatRequest, draft: _Draft, admiss
         ),
         service_tier=request.service_tier,
         logprobs=_logprobs(request, draft),
+        tool_calls=draft.tool_calls,
     )
     headers = _limit_headers(admission, draft.budget)
     headers["openai-version"] = "2020-10-01"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, Protocol
 
@@ -46,6 +46,36 @@ class ChatRequest:
     seed: int | None = None
     service_tier: str = "default"
     logprobs: bool = False
+    tools: list[Any] = field(default_factory=list)
+    tool_choice: Any = None
+
+    @cached_property
+    def tool_to_call(self) -> dict[str, Any] | None:
+        """The function tool this request's answer calls, or None for an answer in words.
+
+        A named ``tool_choice`` is called every time; otherwise (``auto``, ``required``) the first tool the
+        conversation has not called yet, so an agent calls each of its tools once, in order, and then
+        answers (``required`` calls the first tool again). ``none`` calls nothing.
+        """
+        functions: list[dict[str, Any]] = [
+            tool["function"] for tool in self.tools if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
+        ]
+        if not functions or self.tool_choice == "none":
+            return None
+        if isinstance(self.tool_choice, dict):
+            wanted = (self.tool_choice.get("function") or {}).get("name")
+            return next((dict(function) for function in functions if function.get("name") == wanted), None)
+        called = {
+            (call.get("function") or {}).get("name")
+            for message in self.messages
+            if isinstance(message, dict)
+            for call in message.get("tool_calls") or ()
+            if isinstance(call, dict)
+        }
+        pending = next((function for function in functions if function.get("name") not in called), None)
+        if pending is None and self.tool_choice == "required":
+            return dict(functions[0])
+        return pending if pending is None else dict(pending)
 
     @cached_property
     def digest(self) -> str:

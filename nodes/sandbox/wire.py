@@ -6,6 +6,7 @@ headers) so clients parse sandbox replies exactly as they parse real ones.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import uuid
@@ -106,8 +107,12 @@ def completion_body(
     usage: dict[str, Any],
     service_tier: str = "default",
     logprobs: list[dict[str, Any]] | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build a ``chat.completion`` object with one choice, field for field like OpenAI's."""
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal, "annotations": []}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
     return {
         "id": f"chatcmpl-sandbox-{number}",
         "object": "chat.completion",
@@ -116,7 +121,7 @@ def completion_body(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": refusal, "annotations": []},
+                "message": message,
                 "logprobs": None if logprobs is None else {"content": logprobs, "refusal": None},
                 "finish_reason": finish_reason,
             }
@@ -124,6 +129,15 @@ def completion_body(
         "usage": usage,
         "service_tier": service_tier,
         "system_fingerprint": "fp_sandbox",
+    }
+
+
+def tool_call(digest: str, turn: int, name: str, arguments: str) -> dict[str, Any]:
+    """One function call of a reply, with an id fixed by the request (``call_`` and 24 characters, as OpenAI's)."""
+    return {
+        "id": "call_" + hashlib.sha256(f"{digest}|{turn}|{name}".encode()).hexdigest()[:24],
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
     }
 
 
