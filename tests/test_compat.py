@@ -531,3 +531,34 @@ def test_runs_on_the_surface_are_in_the_stats_and_steps(
     steps = service.http.get("/v1/steps").json()
     (step,) = [step for step in steps["steps"] if step["step"] == "triage/intent"]
     assert step["node"] == "chat" and step["runs"] == 2
+
+
+def test_an_idempotency_key_replays_the_first_completion_without_a_model_call(
+    service: Service, sandbox: Sandbox
+) -> None:
+    body = {"model": "tierwise/nano", "messages": [{"role": "user", "content": "once"}]}
+    headers = {"Idempotency-Key": "compat-once-1"}
+    first = service.http.post("/v1/chat/completions", json=body, headers=headers)
+    again = service.http.post("/v1/chat/completions", json=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert len(sandbox.requests()) == 1
+    run = service.http.get(f"/v1/runs/{first.headers['x-tierwise-run-id']}").json()
+    assert run["status"] == "succeeded" and run["result"]["node"] == "chat"
+
+
+def test_a_schema_structured_outputs_cannot_express_is_a_400(service: Service) -> None:
+    response = service.http.post(
+        "/v1/chat/completions",
+        json={
+            "model": "tierwise/nano",
+            "messages": [{"role": "user", "content": "x"}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "s", "schema": {"type": "object", "allOf": [{"required": ["a"]}]}},
+            },
+        },
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "response_format.json_schema.schema" and "not supported" in error["message"]
