@@ -142,7 +142,7 @@ async def direct(http: aiohttp.ClientSession, upstream: str, latency_ms: float) 
 
 async def measure(args: argparse.Namespace, targets: dict[str, tuple[Send, list[int]]]) -> dict[str, Any]:
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
-    for name, (send, _) in targets.items():  # warm-up: connections, caches, the first requests' imports
+    for send, _ in targets.values():  # warm-up: connections, caches, the first requests' imports
         await load(send, args.clients, args.clients * 2)
     for _ in range(args.rounds):
         for name, (send, pids) in targets.items():

@@ -26,11 +26,24 @@ DEFAULT_BIN = (
 )
 
 
+LATEST_VERSION = "2.41.3"
+LATEST_BIN = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / f"tierwise/n8n-{LATEST_VERSION}/bin/n8n"
+"""The wrapper ``.ci/install-n8n-latest.sh`` writes: the newest n8n, on the Node 24 it needs."""
+
+
+def _executable(configured: str | None, default: Path) -> Path | None:
+    path = Path(configured) if configured else default
+    return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
 def n8n_binary() -> Path | None:
     """The pinned n8n, if it is installed."""
-    configured = os.environ.get("TIERWISE_N8N_BIN")
-    path = Path(configured) if configured else DEFAULT_BIN
-    return path if path.is_file() and os.access(path, os.X_OK) else None
+    return _executable(os.environ.get("TIERWISE_N8N_BIN"), DEFAULT_BIN)
+
+
+def n8n_latest_binary() -> Path | None:
+    """The newest n8n (``.ci/install-n8n-latest.sh``; ``TIERWISE_N8N_LATEST_BIN`` overrides), if it is installed."""
+    return _executable(os.environ.get("TIERWISE_N8N_LATEST_BIN"), LATEST_BIN)
 
 
 def free_port() -> int:
