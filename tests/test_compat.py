@@ -562,3 +562,11 @@ def test_a_schema_structured_outputs_cannot_express_is_a_400(service: Service) -
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["param"] == "response_format.json_schema.schema" and "not supported" in error["message"]
+
+
+def test_a_tool_schema_whose_reference_leads_nowhere_is_a_400() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"properties": {"a": {"$ref": "#/$defs/x"}}}}}
+    with pytest.raises(InvalidRequest) as refused:
+        translate_chat({"model": "tierwise/nano", "messages": [{"role": "user", "content": "x"}], "tools": [tool]}, {})
+    assert refused.value.errors[0].loc == ("tools", "0", "function", "parameters")
+    assert "does not resolve" in refused.value.detail

@@ -102,7 +102,11 @@ def call_problems(task: Task, call: dict[str, Any]) -> list[str]:
     except (ValueError, RecursionError) as exc:
         return [f"{name}: the arguments are not valid JSON ({exc})"]
     schema = tool["function"].get("parameters") or {"type": "object"}
-    return [f"{name}: {problem}" for problem in schema_errors(value, validator_for(schema))]
+    try:
+        problems = schema_errors(value, validator_for(schema))
+    except Exception as exc:  # a $ref that resolves nowhere: the client's schema, not the model, is at fault
+        return [f"{name}: the tool's parameters schema cannot be checked ({type(exc).__name__}: {exc})"[:500]]
+    return [f"{name}: {problem}" for problem in problems]
 
 
 def read_message(task: Task, reply: ModelReply) -> tuple[dict[str, Any], list[str]]:

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -73,14 +74,46 @@ def positive_int(body: Mapping[str, Any], *names: str) -> int | None:
     return None
 
 
+def refs(value: Any) -> Iterator[str]:
+    """Every ``$ref`` in a schema."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "$ref" and isinstance(item, str):
+                yield item
+            else:
+                yield from refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from refs(item)
+
+
+def resolves(schema: dict[str, Any], ref: str) -> bool:
+    """Whether ``ref`` is a JSON pointer into ``schema`` that leads somewhere (no other reference can be checked)."""
+    if not ref.startswith("#"):
+        return False
+    target: Any = schema
+    for token in [part for part in ref[1:].split("/") if part]:
+        token = unquote(token).replace("~1", "/").replace("~0", "~")
+        if isinstance(target, dict) and token in target:
+            target = target[token]
+        elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
+            target = target[int(token)]
+        else:
+            return False
+    return True
+
+
 def check_schema(param: str, schema: Any) -> dict[str, Any]:
-    """A JSON Schema given as a parameter, checked against the meta-schema (400 naming ``param`` otherwise)."""
+    """A JSON Schema given as a parameter: valid against the meta-schema, every ``$ref`` local and resolvable."""
     if not isinstance(schema, dict):
         raise invalid(param, f"Invalid '{param}': expected a JSON Schema object.")
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise invalid(param, f"Invalid '{param}': not a valid JSON Schema ({exc.message}).") from None
+    broken = next((ref for ref in refs(schema) if not resolves(schema, ref)), None)
+    if broken is not None:
+        raise invalid(param, f"Invalid '{param}': the reference {broken!r} does not resolve within the schema.")
     return schema
 
 
