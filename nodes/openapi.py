@@ -25,6 +25,7 @@ from pydantic.json_schema import models_json_schema
 
 from nodes.catalog import NODES
 from nodes.checks import Outcome
+from nodes.compat.models import MODEL_IDS
 from nodes.lanes import LANES
 from nodes.problems import PROBLEM_JSON
 from nodes.protocol import BatchRequest
@@ -514,16 +515,38 @@ ROUTES: dict[str, dict[str, Any]] = {
             **openai_errors(401),
         },
     },
-    "openai_model": {
-        "operation_id": "openai_model",
-        "response_model": None,
-        "openapi_extra": KEYED,
-        "responses": {200: {"description": "One model in OpenAI's shape."}, **openai_errors(401, 404)},
-    },
     "chat_completions": {
         "operation_id": "chat_completions",
         "response_model": None,
-        "openapi_extra": KEYED,
+        "openapi_extra": {
+            **KEYED,
+            **json_body(
+                "OpenAI's Chat Completions request; documented here is the part every call needs. Tools, "
+                "response_format, streaming and the sampling parameters are OpenAI's (docs/openai-compatible.md "
+                "says what is taken, ignored and refused).",
+                {
+                    "type": "object",
+                    "properties": {
+                        "model": {"enum": list(MODEL_IDS)},
+                        "messages": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "role": {"enum": ["system", "developer", "user", "assistant"]},
+                                    "content": {"type": "string"},
+                                },
+                                "required": ["role", "content"],
+                                "additionalProperties": False,
+                            },
+                        },
+                    },
+                    "required": ["model", "messages"],
+                    "additionalProperties": False,
+                },
+            ),
+        },
         "responses": {
             200: {
                 "description": "OpenAI's chat.completion object, or with stream true a text/event-stream of "
@@ -536,7 +559,19 @@ ROUTES: dict[str, dict[str, Any]] = {
     "responses": {
         "operation_id": "responses",
         "response_model": None,
-        "openapi_extra": KEYED,
+        "openapi_extra": {
+            **KEYED,
+            **json_body(
+                "OpenAI's Responses request; documented here is the part every call needs (the rest: "
+                "docs/openai-compatible.md).",
+                {
+                    "type": "object",
+                    "properties": {"model": {"enum": list(MODEL_IDS)}, "input": {"type": "string"}},
+                    "required": ["model", "input"],
+                    "additionalProperties": False,
+                },
+            ),
+        },
         "responses": {
             200: {
                 "description": "OpenAI's response object, or with stream true a text/event-stream of its events "

@@ -34,7 +34,6 @@ OPENAI_STATUSES = (400, 401, 404, 408, 409, 413, 429, 502, 503, 504)
 REPORTS_OF = {
     ("get", "/readyz"): {503: "Readiness"},
     ("get", "/v1/models"): {401: "OpenAIError"},
-    ("get", "/v1/models/{model_id}"): {401: "OpenAIError", 404: "OpenAIError"},
     ("post", "/v1/chat/completions"): dict.fromkeys(OPENAI_STATUSES, "OpenAIError"),
     ("post", "/v1/responses"): dict.fromkeys(OPENAI_STATUSES, "OpenAIError"),
 }
@@ -147,8 +146,12 @@ def test_real_answers_conform_to_the_documented_schemas(served: tuple[Service, d
 
 #: Failures that are the document's limits, not the service's: a node body valid for one node is sent to another
 #: (a path parameter cannot choose the body's schema), and the period of /v1/stats and /v1/steps is checked beyond
-#: any pattern (since before until, dates that exist). Anything else found by any check fails the test.
+#: any pattern (since before until, dates that exist); the OpenAI-compatible paths document only the part of OpenAI's
+#: request every call needs and take the rest of OpenAI's fields (unknown ones ignored, as OpenAI's SDKs expect), so a
+#: body beyond that part is accepted. Anything else found by any check fails the test.
 KNOWN = {
+    ("ST201", "POST /v1/chat/completions"),
+    ("ST201", "POST /v1/responses"),
     ("ST202", "POST /v1/nodes/{node_name}"),
     ("ST202", "POST /v1/nodes/{node_name}/batch"),
     ("ST202", "GET /v1/stats"),

@@ -7,14 +7,13 @@ OpenAI's error body, as everything on these paths is.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from nodes.api import read_body, tierwise_of
 from nodes.compat.errors import openai_error
-from nodes.compat.models import model_list, tier_of_model
+from nodes.compat.models import model_list
 from nodes.compat.surface import Answer, Endpoint
 from nodes.errors import ProblemError
 from nodes.keys import Caller
@@ -51,24 +50,6 @@ async def list_models(request: Request) -> Response:
     if isinstance(who, Response):
         return who
     return JSONResponse(model_list(STARTED))
-
-
-@router.get("/v1/models/{model_id:path}", **ROUTES["openai_model"])
-async def get_model(model_id: str, request: Request) -> Response:
-    """One model in OpenAI's shape, or its 404."""
-    who = await caller_or_error(request)
-    if isinstance(who, Response):
-        return who
-    models: list[dict[str, Any]] = model_list(STARTED)["data"]
-    found = next((model for model in models if model["id"] == model_id), None)
-    if found is None:
-        try:
-            tier_of_model(model_id)
-        except ProblemError as exc:
-            reply = openai_error(exc)
-            return JSONResponse(reply.body, status_code=reply.status)
-        found = next(model for model in models if model["id"].endswith("/" + model_id))
-    return JSONResponse(found)
 
 
 async def _serve(endpoint: Endpoint, request: Request) -> Response:
