@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from nodes.admission import preferred_wait_s
 from nodes.catalog import catalogue
 from nodes.dashboard import DASHBOARD_HTML
 from nodes.errors import PayloadTooLarge, RequestTimeout
@@ -116,6 +117,7 @@ async def run_node(node_name: NodeName, request: Request) -> JSONResponse:
         caller=who,
         idempotency_key=request.headers.get("idempotency-key"),
         received_at=received_at,
+        wait_s=preferred_wait_s(request.headers, settings.max_wait_s),
     )
     return respond(reply)
 
@@ -136,6 +138,7 @@ async def run_batch(node_name: NodeName, request: Request) -> JSONResponse:
         caller=who,
         idempotency_key=request.headers.get("idempotency-key"),
         received_at=received_at,
+        wait_s=preferred_wait_s(request.headers, settings.max_wait_s),
     )
     return respond(reply)
 

@@ -111,7 +111,10 @@ class Tierwise:
         self.outbox = Outbox(store, deadline_s=settings.callback_deadline_s)
         self.submissions = Submissions(settings, store, self.admission, self.runner, self.queue)
         self.openai = OpenAISurface(
-            self.admission, self.submissions, timeout_s=min(settings.openai_run_timeout_s, settings.run_timeout_s)
+            self.admission,
+            self.submissions,
+            timeout_s=min(settings.openai_run_timeout_s, settings.run_timeout_s),
+            max_wait_s=settings.max_wait_s,
         )
         self.stats = Stats(store)
         self.metrics = Metrics(self.pacing)

@@ -193,6 +193,8 @@ class TooManyRequests(ProblemError):
         seconds = max(1, int(retry_after_s + 0.999))
         super().__init__(detail, headers={"Retry-After": str(seconds)})
         self.retry_after_s = seconds
+        self.reopens_in_s = max(0.0, retry_after_s)
+        """The exact time until the limit lets a request through (``Retry-After`` is it rounded up)."""
 
     def extra_members(self) -> dict[str, Any]:
         """Say which limit was hit and when to come back."""

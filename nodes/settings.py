@@ -221,6 +221,12 @@ class Settings(BaseSettings):
     repair_turns: int = Field(default=1, ge=0, le=3, description="Repair turns per tier on invalid output.")
     max_attempts: int = Field(default=10, ge=1, le=50, description="Hard cap on model calls in one run.")
     run_timeout_s: float = Field(default=120.0, gt=0, description="Hard cap on one run's wall time.")
+    max_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="The longest a request's 'Prefer: wait=N' may hold it for its key's per-minute window before "
+        "it is answered 429.",
+    )
     openai_run_timeout_s: float = Field(
         default=55.0,
         gt=0,

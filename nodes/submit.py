@@ -62,12 +62,20 @@ class Submissions:
         self.queue = queue
 
     async def node(
-        self, node_name: str, raw: bytes, *, caller: Caller, idempotency_key: str | None, received_at: float
+        self,
+        node_name: str,
+        raw: bytes,
+        *,
+        caller: Caller,
+        idempotency_key: str | None,
+        received_at: float,
+        wait_s: float = 0.0,
     ) -> Reply:
-        """Answer ``POST /v1/nodes/{node}``."""
+        """Answer ``POST /v1/nodes/{node}`` (``wait_s``: how long it may wait for the key's request window)."""
         node = find_node(node_name)
         data = parse_json_object(raw)
-        async with self.admission.admit(caller, f"/v1/nodes/{node_name}", data, idempotency_key) as admitted:
+        path = f"/v1/nodes/{node_name}"
+        async with self.admission.admit(caller, path, data, idempotency_key, wait_s=wait_s) as admitted:
             if isinstance(admitted, Reply):
                 return admitted
             request = node.parse(data)
@@ -142,12 +150,20 @@ class Submissions:
         return reply
 
     async def batch(
-        self, node_name: str, raw: bytes, *, caller: Caller, idempotency_key: str | None, received_at: float
+        self,
+        node_name: str,
+        raw: bytes,
+        *,
+        caller: Caller,
+        idempotency_key: str | None,
+        received_at: float,
+        wait_s: float = 0.0,
     ) -> Reply:
         """Answer ``POST /v1/nodes/{node}/batch``: every item's answer, in order."""
         node = find_node(node_name)
         data = parse_json_object(raw)
-        async with self.admission.admit(caller, f"/v1/nodes/{node_name}/batch", data, idempotency_key) as admitted:
+        path = f"/v1/nodes/{node_name}/batch"
+        async with self.admission.admit(caller, path, data, idempotency_key, wait_s=wait_s) as admitted:
             if isinstance(admitted, Reply):
                 return admitted
             batch = validate_request(BatchRequest, data)

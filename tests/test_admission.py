@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from support import BACKENDS
 
-from nodes.admission import REPLAYED_HEADER, Admission, Admitted, presented_key
-from nodes.errors import IdempotencyConflict, TooManyRequests, Unauthorized
+from nodes.admission import REPLAYED_HEADER, Admission, Admitted, preferred_wait_s, presented_key
+from nodes.errors import BudgetExhausted, IdempotencyConflict, TooManyRequests, Unauthorized
 from nodes.idempotency import IdempotencyStore
 from nodes.keys import Caller, KeyRing, hash_key, key_id_of
 from nodes.protocol import Reply
@@ -84,3 +84,64 @@ async def test_a_refused_or_broken_request_gives_its_claim_back(store: Store) ->
         async with gate.admit(OTHER, "/v1/nodes/classify", {"n": 2}, "item-3"):
             raise RuntimeError("a bug after admission")
     assert await store.fetchall("SELECT * FROM idempotency") == []
+
+
+@pytest.mark.parametrize(
+    ("prefer", "expected"),
+    [
+        (None, 0.0),
+        ("wait=30", 30.0),
+        ("respond-async, wait=12.5", 12.5),
+        ('handling=lenient; wait="20"', 20.0),
+        ("wait=600", 90.0),  # capped
+        ("return=minimal", 0.0),
+    ],
+)
+def test_a_request_states_how_long_it_will_wait_with_prefer_wait(
+    prefer: str | None, expected: float, backend: str
+) -> None:
+    assert preferred_wait_s({"prefer": prefer} if prefer else {}, 90.0) == expected
+
+
+async def test_a_request_that_will_wait_is_held_until_its_keys_window_reopens(store: Store) -> None:
+    clock = [1000.0]
+    door = admission(store, rpm=1)
+    door.quotas.clock = lambda: clock[0]
+    async with door.admit(ME, "/v1/nodes/classify", {"input": "a"}, None):
+        pass
+    with pytest.raises(TooManyRequests) as refused:  # not willing to wait, or not long enough: 429 at once
+        async with door.admit(ME, "/v1/nodes/classify", {"input": "b"}, None, wait_s=30):
+            pass
+    assert refused.value.retry_after_s == 60
+
+    async def window_reopens(seconds: float) -> None:
+        clock[0] += seconds  # the held request's sleep is the minute passing
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await window_reopens(seconds)
+
+    door.sleep = sleep
+    async with door.admit(ME, "/v1/nodes/classify", {"input": "b"}, None, wait_s=61) as admitted:
+        assert isinstance(admitted, Admitted)
+    assert slept == [pytest.approx(60.05)]
+
+
+async def test_a_spent_daily_budget_is_never_waited_for(store: Store) -> None:
+    door = Admission(
+        KeyRing(store, [KEY]),
+        Quotas(store, default_rpm=None, default_budget_usd=Decimal(0)),
+        IdempotencyStore(store, stale_after_s=60),
+    )
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    door.sleep = sleep
+    with pytest.raises(BudgetExhausted):
+        async with door.admit(ME, "/v1/nodes/classify", {"input": "a"}, None, wait_s=3600):
+            pass
+    assert slept == []

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from nodes.admission import Admission
+from nodes.admission import Admission, preferred_wait_s
 from nodes.catalog.chat import Chat
 from nodes.compat import chat, responses
 from nodes.compat.chat import Translated, invalid
@@ -61,10 +61,11 @@ def stream_of(
 class OpenAISurface:
     """Answers ``/v1/chat/completions`` and ``/v1/responses`` for one service process."""
 
-    def __init__(self, admission: Admission, submissions: Submissions, *, timeout_s: float) -> None:
+    def __init__(self, admission: Admission, submissions: Submissions, *, timeout_s: float, max_wait_s: float) -> None:
         self.admission = admission
         self.submissions = submissions
         self.timeout_s = timeout_s
+        self.max_wait_s = max_wait_s
 
     async def answer(
         self,
@@ -97,7 +98,8 @@ class OpenAISurface:
         translated = translate(body, headers)
         # A stream cannot be replayed as it was sent, so only whole answers are kept for an Idempotency-Key.
         idempotency_key = None if translated.stream else headers.get("idempotency-key")
-        async with self.admission.admit(caller, PATHS[endpoint], body, idempotency_key) as admitted:
+        wait_s = preferred_wait_s(headers, self.max_wait_s)
+        async with self.admission.admit(caller, PATHS[endpoint], body, idempotency_key, wait_s=wait_s) as admitted:
             if isinstance(admitted, Reply):
                 return Answer(admitted)
             request = CHAT.parse(translated.request)
