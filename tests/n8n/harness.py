@@ -1,9 +1,12 @@
 """A real n8n, driven from the tests: a fresh user folder, imported credentials and workflows, CLI runs.
 
-The n8n binary comes from ``TIERWISE_N8N_BIN`` or the cache that ``.ci/install-n8n.sh`` fills
-(``~/.cache/tierwise/n8n-2.8.4``). Every ``N8n`` gets its own user folder (its own SQLite database)
-and its own task-broker port, so several can run side by side. ``execute`` runs a workflow from its
-Manual Trigger and returns n8n's own run record (the IRun JSON that ``n8n execute --rawOutput`` prints).
+Two releases are tested: the oldest supported, 2.8.4 (``TIERWISE_N8N_BIN``, or the cache that
+``.ci/install-n8n.sh`` fills, ``~/.cache/tierwise/n8n-2.8.4``), and the newest, 2.41.3
+(``TIERWISE_N8N_LATEST_BIN``, or the wrapper ``.ci/install-n8n-latest.sh`` writes); ``RELEASES`` lists
+them and ``release_params`` makes a fixture run once per release, skipping one that is not installed.
+Every ``N8n`` gets its own user folder (its own SQLite database) and its own task-broker port, so
+several can run side by side. ``execute`` runs a workflow from its Manual Trigger and returns n8n's own
+run record (the IRun JSON that ``n8n execute --rawOutput`` prints).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 N8N_VERSION = "2.8.4"
 DEFAULT_BIN = (
@@ -44,6 +48,36 @@ def n8n_binary() -> Path | None:
 def n8n_latest_binary() -> Path | None:
     """The newest n8n (``.ci/install-n8n-latest.sh``; ``TIERWISE_N8N_LATEST_BIN`` overrides), if it is installed."""
     return _executable(os.environ.get("TIERWISE_N8N_LATEST_BIN"), LATEST_BIN)
+
+
+@dataclass(frozen=True)
+class Release:
+    """One tested n8n release: its version, its binary (None when not installed), and how to install it."""
+
+    version: str
+    binary: Path | None
+    install: str
+
+
+RELEASES = (
+    Release(LATEST_VERSION, n8n_latest_binary(), ".ci/install-n8n-latest.sh (or set TIERWISE_N8N_LATEST_BIN)"),
+    Release(N8N_VERSION, n8n_binary(), ".ci/install-n8n.sh (or set TIERWISE_N8N_BIN)"),
+)
+"""The newest release first, then the oldest supported one."""
+
+
+def release_params() -> list[Any]:
+    """``pytest.param`` per release, id'd by version, skipped with the reason when it is not installed."""
+    return [
+        pytest.param(
+            release,
+            id=f"n8n-{release.version}",
+            marks=pytest.mark.skipif(
+                release.binary is None, reason=f"n8n {release.version} is not installed: run {release.install}"
+            ),
+        )
+        for release in RELEASES
+    ]
 
 
 def free_port() -> int:
