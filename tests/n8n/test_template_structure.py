@@ -33,7 +33,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = ROOT / "templates" / "n8n"
-FIXTURE = ROOT / "tests" / "fixtures" / "n8n-nodes-2.8.4.json"
+FIXTURES = {version: ROOT / "tests" / "fixtures" / f"n8n-nodes-{version}.json" for version in ("2.41.3", "2.8.4")}
+"""The trimmed node catalogue of each tested n8n release: the newest, then the oldest supported."""
+FIXTURE = FIXTURES["2.8.4"]
 TEMPLATE_NAMES = [
     "support-triage.json",
     "document-extraction.json",
@@ -504,6 +506,15 @@ def test_the_generator_check_mode_reports_a_stale_file(tmp_path: Path, monkeypat
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
 def test_template_passes_n8n_structure_and_node_rules(name: str, templates: dict[str, Any], catalog: Catalog) -> None:
     assert all_problems(templates[name], catalog) == []
+
+
+@pytest.mark.parametrize("version", list(FIXTURES))
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_template_passes_the_node_rules_of_every_tested_release(
+    name: str, version: str, templates: dict[str, Any]
+) -> None:
+    release = Catalog(json.loads(FIXTURES[version].read_text(encoding="utf-8")))
+    assert node_type_problems(templates[name], release) == []
 
 
 def test_fixture_covers_exactly_the_node_types_used(catalog: Catalog) -> None:

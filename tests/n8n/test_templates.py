@@ -1,4 +1,5 @@
-"""The n8n templates, run by a real n8n 2.8.4 against a real service whose tiers are the loopback sandbox.
+"""The n8n templates, run by a real n8n — the newest release and the oldest supported — against a real service
+whose tiers are the loopback sandbox.
 
 One n8n user folder serves the module: the "Tierwise API key" credential (httpBearerAuth, id
 TierwiseApiKey01) is imported once with the test key, and each test imports the template it runs with
@@ -23,20 +24,13 @@ from typing import Any
 
 import httpx
 import pytest
-from n8n.harness import N8n, N8nServer, Run, n8n_binary
+from n8n.harness import N8n, N8nServer, Release, Run, release_params
 from support import CLIENT_KEY, Sandbox, Service
-from test_template_structure import FIXTURE, TEMPLATE_DIR, fixture_text, trim_export, used_types
+from test_template_structure import FIXTURES, TEMPLATE_DIR, fixture_text, trim_export, used_types
 
 from nodes.settings import Settings
 
-BINARY = n8n_binary()
-pytestmark = [
-    pytest.mark.n8n,
-    pytest.mark.skipif(
-        BINARY is None,
-        reason="n8n 2.8.4 is not installed: run .ci/install-n8n.sh (or set TIERWISE_N8N_BIN to an n8n binary)",
-    ),
-]
+pytestmark = pytest.mark.n8n
 
 TEMPLATE_URL = "http://127.0.0.1:8080"
 NANO, MINI, FULL = "gpt-5.4-nano", "gpt-5.4-mini", "gpt-5.4"
@@ -44,10 +38,17 @@ StartService = Callable[[Settings], Service]
 MakeSettings = Callable[..., Settings]
 
 
+@pytest.fixture(scope="module", params=release_params())
+def release(request: pytest.FixtureRequest) -> Release:
+    """Each tested n8n release in turn (every test of the module runs on both)."""
+    chosen: Release = request.param
+    return chosen
+
+
 @pytest.fixture(scope="module")
-def n8n(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N8n]:
-    assert BINARY is not None
-    instance = N8n(BINARY, tmp_path_factory.mktemp("n8n"))
+def n8n(tmp_path_factory: pytest.TempPathFactory, release: Release) -> Iterator[N8n]:
+    assert release.binary is not None
+    instance = N8n(release.binary, tmp_path_factory.mktemp(f"n8n-{release.version}"))
     instance.import_credentials(
         [
             {
@@ -554,8 +555,8 @@ def test_content_pipeline_publishes_the_first_draft_when_the_judge_passes_it(
 # -- the node fixture -------------------------------------------------------------------------------------
 
 
-def test_node_fixture_is_the_trimmed_export(n8n: N8n, tmp_path: Path) -> None:
-    """``tests/fixtures/n8n-nodes-2.8.4.json`` is this n8n's ``export:nodes``, trimmed by ``trim_export``.
+def test_node_fixture_is_the_trimmed_export(n8n: N8n, release: Release, tmp_path: Path) -> None:
+    """``tests/fixtures/n8n-nodes-<version>.json`` is this n8n's ``export:nodes``, trimmed by ``trim_export``.
 
     It was made by this test: ``TIERWISE_WRITE_N8N_FIXTURE=1 pytest -m n8n tests/n8n/test_templates.py -k fixture``
     exports every node description with ``N8n.export_nodes`` (``n8n export:nodes``), keeps the node types the
@@ -565,6 +566,7 @@ def test_node_fixture_is_the_trimmed_export(n8n: N8n, tmp_path: Path) -> None:
     exported = tmp_path / "nodes.json"
     n8n.export_nodes(exported)
     text = fixture_text(trim_export(json.loads(exported.read_text(encoding="utf-8")), used_types()))
+    fixture = FIXTURES[release.version]
     if os.environ.get("TIERWISE_WRITE_N8N_FIXTURE") == "1":
-        FIXTURE.write_text(text, encoding="utf-8")
-    assert FIXTURE.read_text(encoding="utf-8") == text
+        fixture.write_text(text, encoding="utf-8")
+    assert fixture.read_text(encoding="utf-8") == text
