@@ -154,3 +154,28 @@ def test_streaming_ai_agent(n8n: N8n, service: Service, sandbox: Sandbox, api: s
     final = json.loads(runs[-1]["response"])["output"]["content"]
     assert final and streamed["text"].endswith(final)
     n8n.cli("unpublish:workflow", f"--id={load(name)['id']}")
+
+
+@APIS
+def test_information_extractor_with_the_models_format_gets_a_valid_answer_when_nano_drifts(
+    n8n: N8n, service: Service, sandbox: Sandbox, api: str
+) -> None:
+    """With the model's Response Format set, the schema (or JSON mode) reaches Tierwise, which enforces it."""
+    extracted = {"name": "Ada Lovelace", "email": "ada@example.com"}
+    if api == "responses":  # nano's JSON breaks the schema; mini's, drawn from the schema, fits it
+        sandbox.configure(faults=[{"kind": "schema_drift", "model": NANO}])
+    else:  # JSON mode carries no schema: nano answers prose, mini the JSON n8n's prompt asked for
+        sandbox.configure(faults=[{"kind": "non_json", "model": NANO}, content(extracted, MINI)])
+    run = execute(n8n, workflow_name("information_extractor_enforced", api), model="tierwise/nano")
+    assert run.status == "success", run.stdout[-3000:]
+    (item,) = run.output("Information Extractor")
+    runs = run_log(service)
+    assert_logged(runs, api, "nano")
+    assert runs[0]["attempts"] == [("nano", "invalid_output"), ("nano", "invalid_output"), ("mini", "ok")]
+    sent = runs[0]["request"]
+    if api == "responses":
+        assert sent["text"]["format"]["type"] == "json_schema"
+        assert isinstance(item["output"]["name"], str) and isinstance(item["output"]["email"], str)
+    else:
+        assert sent["response_format"] == {"type": "json_object"}
+        assert item["output"] == extracted

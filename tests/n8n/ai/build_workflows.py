@@ -205,6 +205,28 @@ def information_extractor(responses_api: bool) -> dict[str, Any]:
     return workflow("aiInfoExtractor", "ai: information extractor", nodes, connections)
 
 
+def information_extractor_enforced(responses_api: bool) -> dict[str, Any]:
+    """The extractor with the model's own output format set, so the schema reaches Tierwise and is enforced.
+
+    Responses API: the OpenAI Chat Model's Response Format option as JSON Schema (text.format json_schema);
+    Chat Completions: its Response Format option JSON (response_format json_object), the only one it has.
+    """
+    built = information_extractor(responses_api)
+    model = next(node for node in built["nodes"] if node["name"] == "OpenAI Chat Model")
+    if responses_api:
+        options = {
+            "textFormat": {
+                "textOptions": {"type": "json_schema", "name": "contact", "schema": json.dumps(EXTRACT_SCHEMA)}
+            }
+        }
+    else:
+        options = {"responseFormat": "json_object"}
+    model["parameters"]["options"] = options
+    return workflow(
+        "aiInfoEnforced", "ai: information extractor, format enforced", built["nodes"], built["connections"]
+    )
+
+
 AGENT_SCHEMA = {
     "type": "object",
     "properties": {
@@ -322,6 +344,7 @@ BUILDERS = {
     "text_classifier": text_classifier,
     "text_classifier_autofix": text_classifier_autofix,
     "information_extractor": information_extractor,
+    "information_extractor_enforced": information_extractor_enforced,
     "ai_agent": ai_agent,
     "ai_agent_streaming": ai_agent_streaming,
     "ai_agent_streaming_plain": ai_agent_streaming_plain,
