@@ -14,13 +14,20 @@ This module is in charge of checking a blueprint file the way Make's importer an
   on the same path; JSON request and response bodies must stay valid JSON once mapped, and mapped values placed
   inside JSON string literals are reported (a quote or a newline in the value would break the body);
 * **module values** — checked against the field specs Make exports with its modules (the Forman format:
-  ``parameters``/``expect`` with types, ``required``, ``validate.enum``, ``min``/``max``, ``maxItems`` and the
-  item specs that tell request headers ``{name, value}`` from response headers ``{key, value}``). The built-in
-  catalogue is copied from real exports (``tests/fixtures/make-blueprints/module-specs-from-real-exports.json``);
-  ``--specs`` adds more;
+  ``parameters``/``expect`` with types, ``required``, ``validate.enum``, ``min``/``max``, ``pattern``,
+  ``maxItems`` and the item specs that tell request headers ``{name, value}`` from response headers
+  ``{key, value}``), from ``nodes.tools.make_specs``: copied from real exports, the HTTP app v3 and v4 among
+  them; ``--specs`` adds more. A field Make shows only for some choices (``jsonStringBodyContent`` once
+  ``contentType`` is ``json`` and ``inputMethod`` ``jsonString``) is required only then, and set without them
+  it is an error: the module ignores it. A field in the wrong section, or a v3 field in an
+  ``http:MakeRequest`` v4 module, is named with what to write instead; a switch Make's own published
+  blueprints leave out (they import on Make's default) is a warning;
+* **credentials** — an HTTP v4 header or query parameter that carries a key (``Authorization``,
+  ``X-Api-Key``, ``access_token``…) written into the blueprint is a warning, an error with ``--publishable``:
+  v4 keeps keys in a keychain (``authenticationType: apiKey``);
 * **publishing** (``--publishable``) — no account-specific ids (webhooks, connections, keychains, data
-  structures, data stores) and no labels of the exporting account's connections, so a blueprint can be shared
-  and attached to another account after import.
+  structures, data stores) and no labels of the exporting account's connections (Make's own "Choose a key"
+  for an empty field is not one), so a blueprint can be shared and attached to another account after import.
 
 Findings print as ``path: level: module <id> (<module@version>): message``; the exit status is 1 when any
 finding is an error (or, with ``--strict``, a warning).
@@ -37,6 +44,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeGuard
+
+from nodes.tools.make_specs import HTTP_V4, MODULE_SPECS
 
 __all__ = [
     "ACCOUNT_KEYS",
@@ -122,171 +131,38 @@ ACCOUNT_KEYS: Final = frozenset(
     }
 )
 _ACCOUNT_TYPE_PREFIXES: Final = ("account:", "hook:", "keychain:", "datastore", "udt", "aiagent")
+#: What an export's ``metadata.restore`` labels an account field with when nothing is chosen (not an account's name).
+_NOTHING_CHOSEN: Final = frozenset({"Choose a key", "Choose a data structure"})
 
-# The field specs of the modules Make exports, copied verbatim from real exports
-# (tests/fixtures/make-blueprints/module-specs-from-real-exports.json; each entry names its source).
-_SPECS_JSON: Final = """
-{
- "http:ActionSendData@3": {
-  "source": "paoloronco/makecom-openai-gcp-instagramreel:blueprint.json (module 27)",
-  "parameters": [
-   {
-    "name": "handleErrors",
-    "type": "boolean",
-    "label": "Evaluate all states as errors (except for 2xx and 3xx )",
-    "required": true
-   },
-   {"name": "useNewZLibDeCompress", "type": "hidden"}
-  ],
-  "expect": [
-   {"name": "url", "type": "url", "label": "URL", "required": true},
-   {"name": "serializeUrl", "type": "boolean", "label": "Serialize URL", "required": true},
-   {
-    "name": "method",
-    "type": "select",
-    "label": "Method",
-    "required": true,
-    "validate": {"enum": ["get", "head", "post", "put", "patch", "delete", "options"]}
-   },
-   {
-    "name": "headers",
-    "spec": [
-     {"name": "name", "type": "text", "label": "Name", "required": true},
-     {"name": "value", "type": "text", "label": "Value"}
-    ],
-    "type": "array",
-    "label": "Headers"
-   },
-   {
-    "name": "qs",
-    "spec": [
-     {"name": "name", "type": "text", "label": "Name", "required": true},
-     {"name": "value", "type": "text", "label": "Value"}
-    ],
-    "type": "array",
-    "label": "Query String"
-   },
-   {
-    "name": "bodyType",
-    "type": "select",
-    "label": "Body type",
-    "validate": {"enum": ["raw", "x_www_form_urlencoded", "multipart_form_data"]}
-   },
-   {"name": "parseResponse", "type": "boolean", "label": "Parse response", "required": true},
-   {"name": "authUser", "type": "text", "label": "User name"},
-   {"name": "authPass", "type": "password", "label": "Password"},
-   {"name": "timeout", "type": "uinteger", "label": "Timeout", "validate": {"max": 300, "min": 1}},
-   {"name": "shareCookies", "type": "boolean", "label": "Share cookies with other HTTP modules", "required": true},
-   {"name": "ca", "type": "cert", "label": "Self-signed certificate"},
-   {
-    "name": "rejectUnauthorized",
-    "type": "boolean",
-    "label": "Reject connections that are using unverified (self-signed) certificates",
-    "required": true
-   },
-   {"name": "followRedirect", "type": "boolean", "label": "Follow redirect", "required": true},
-   {
-    "name": "useQuerystring",
-    "type": "boolean",
-    "label": "Disable serialization of multiple same query string keys as arrays",
-    "required": true
-   },
-   {"name": "gzip", "type": "boolean", "label": "Request compressed content", "required": true},
-   {"name": "useMtls", "type": "boolean", "label": "Use Mutual TLS", "required": true},
-   {
-    "name": "contentType",
-    "type": "select",
-    "label": "Content type",
-    "validate": {"enum": ["text/plain", "application/json", "application/xml", "text/xml", "text/html", "custom"]}
-   },
-   {"name": "data", "type": "buffer", "label": "Request content"},
-   {"name": "followAllRedirects", "type": "boolean", "label": "Follow all redirect", "required": true}
-  ]
- },
- "util:SetVariable2@1": {
-  "source": "paoloronco/makecom-openai-gcp-instagramreel:blueprint.json (module 59)",
-  "parameters": [],
-  "expect": [
-   {"name": "name", "type": "text", "label": "Variable name", "required": true},
-   {
-    "name": "scope",
-    "type": "select",
-    "label": "Variable lifetime",
-    "required": true,
-    "validate": {"enum": ["roundtrip", "execution"]}
-   },
-   {"name": "value", "type": "any", "label": "Variable value"}
-  ]
- },
- "gateway:CustomWebHook@1": {
-  "source": "integromat/make-skills:skills/make-module-configuring/examples/ai-agent-full-blueprint.json (module 1)",
-  "parameters": [
-   {"name": "hook", "type": "hook:gateway-webhook", "label": "Webhook", "required": true},
-   {"name": "maxResults", "type": "number", "label": "Maximum number of results"}
-  ],
-  "expect": []
- },
- "gateway:WebhookRespond@1": {
-  "source": "integromat/make-skills:skills/make-module-configuring/examples/ai-agent-full-blueprint.json (module 5)",
-  "parameters": [],
-  "expect": [
-   {"name": "status", "type": "uinteger", "label": "Status", "validate": {"min": 100}, "required": true},
-   {"name": "body", "type": "any", "label": "Body"},
-   {
-    "name": "headers",
-    "type": "array",
-    "label": "Custom headers",
-    "validate": {"maxItems": 16},
-    "spec": [
-     {"name": "key", "label": "Key", "type": "text", "required": true, "validate": {"max": 256}},
-     {"name": "value", "label": "Value", "type": "text", "required": true, "validate": {"max": 4096}}
-    ]
-   }
-  ]
- },
- "builtin:Break@1": {
-  "source": "stored GitHub text file, index id 58005635921 (Spanish lead-classification export; repo not resolved)",
-  "parameters": [],
-  "expect": [
-   {"name": "retry", "type": "boolean", "label": "Retry automatically", "required": true},
-   {
-    "name": "count",
-    "type": "uinteger",
-    "label": "Number of retries",
-    "validate": {"min": 1, "max": 10000},
-    "required": true
-   },
-   {
-    "name": "interval",
-    "type": "uinteger",
-    "label": "Minutes between retries",
-    "validate": {"min": 1, "max": 44640},
-    "required": true
-   }
-  ]
- },
- "util:FunctionSleep@1": {
-  "source": "stored GitHub file, index id 23211576507 (repo not resolved)",
-  "parameters": [],
-  "expect": [
-   {"name": "duration", "type": "uinteger", "label": "Delay", "validate": {"min": 1, "max": 300}, "required": true}
-  ]
- },
- "json:TransformToJSON@1": {
-  "source": "stored GitHub file, index id 45653883481 (blog post embedding an exported blueprint; repo not resolved)",
-  "parameters": [
-   {"name": "space", "type": "select", "label": "Indentation", "validate": {"enum": ["tab", "2", "4"]}}
-  ],
-  "expect": [{"name": "object", "type": "any", "label": "Object"}]
- },
- "json:ParseJSON@1": {
-  "source": "stored GitHub file, index id 12999678980 (repo not resolved)",
-  "parameters": [{"name": "type", "type": "udt", "label": "Data structure"}],
-  "expect": [{"name": "json", "type": "text", "label": "JSON string", "required": true}]
- }
+_SECTIONS: Final = (("parameters", "parameters"), ("mapper", "expect"))
+
+#: Fields of ``http:ActionSendData`` v3 found in an ``http:MakeRequest`` v4 module, and what v4 has instead.
+_HTTP_V3_FIELDS: Final = {
+    (where, name): f" (an http:ActionSendData v3 field; v4 {instead})"
+    for where, name, instead in (
+        ("parameters", "handleErrors", "has mapper.stopOnHttpError"),
+        ("parameters", "useNewZLibDeCompress", "has no such setting"),
+        ("mapper", "data", "sends jsonStringBodyContent, with contentType json and inputMethod jsonString"),
+        ("mapper", "bodyType", "chooses the body with contentType and inputMethod"),
+        ("mapper", "qs", "has queryParameters"),
+        ("mapper", "followRedirect", "has allowRedirects"),
+        ("mapper", "followAllRedirects", "has allowRedirects"),
+        ("mapper", "gzip", "has requestCompressedContent"),
+        ("mapper", "authUser", "keeps credentials in a keychain: parameters.authenticationType basicAuth"),
+        ("mapper", "authPass", "keeps credentials in a keychain: parameters.authenticationType basicAuth"),
+        ("mapper", "useMtls", "has parameters.tlsType"),
+        ("mapper", "ca", "has parameters.tlsType"),
+        ("mapper", "serializeUrl", "has no such setting"),
+        ("mapper", "useQuerystring", "has no such setting"),
+        ("mapper", "rejectUnauthorized", "has no such setting"),
+    )
 }
-"""
-MODULE_SPECS: Final[dict[str, dict[str, Any]]] = json.loads(_SPECS_JSON)
+
+#: Header and query-parameter names that carry a credential (``Authorization``, ``X-Api-Key``, ``access_token``…).
+_CREDENTIAL_NAME: Final = re.compile(
+    r"^(?:proxy-)?authorization$|(?:^|[-_])(?:api[-_]?key|token|secret)$", re.IGNORECASE
+)
+
 
 _IML_BLOCK: Final = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _IML_STRING: Final = re.compile(r"\"[^\"]*\"|'[^']*'")
@@ -748,18 +624,49 @@ class _Linter:
     # -- module values ----------------------------------------------------------------------------------
 
     def check_values(self, node: _Node) -> None:
-        spec = self.specs.get(_label(node.module))
+        label = _label(node.module)
+        spec = self.specs.get(label)
         if spec is None:
             return
-        for key, spec_key in (("parameters", "parameters"), ("mapper", "expect")):
+        sections = {key: node.module.get(key) for key in ("parameters", "mapper")}
+        values = {key: value if isinstance(value, Mapping) else {} for key, value in sections.items()}
+        settings = {**values["parameters"], **values["mapper"]}
+        shown_when = spec.get("shown_when") if isinstance(spec.get("shown_when"), Mapping) else {}
+        assert isinstance(shown_when, Mapping)
+        names = {key: set(_spec_names(spec.get(spec_key) or [])) for key, spec_key in _SECTIONS}
+        for key, spec_key in _SECTIONS:
             fields = spec.get(spec_key)
             if not isinstance(fields, list):
                 continue
-            values = node.module.get(key)
-            self.check_fields(node, values if isinstance(values, Mapping) else {}, fields, key, item=False)
+            other = "mapper" if key == "parameters" else "parameters"
+            hints = {name: f"; it belongs in {other}" for name in names[other]}
+            if label == HTTP_V4:
+                hints |= {name: hint for (where, name), hint in _HTTP_V3_FIELDS.items() if where == key}
+            shown: list[Any] = []  # the fields Make shows for this module's choices
+            for field_spec in fields:
+                name = field_spec.get("name") if isinstance(field_spec, Mapping) else None
+                condition = shown_when.get(name) if isinstance(name, str) else None
+                if not isinstance(condition, Mapping) or _holds(condition, settings):
+                    shown.append(field_spec)
+                elif not _unset(values[key].get(str(name))):
+                    self.report(
+                        node, "error", f"{key}.{name} is set, but the module ignores it unless {_condition(condition)}"
+                    )
+            hidden = names[key] - set(_spec_names(shown))
+            present = {name: value for name, value in values[key].items() if name not in hidden}
+            self.check_fields(node, present, shown, key, item=False, hints=hints)
+        if label == HTTP_V4:
+            self.check_credentials(node, values["mapper"])
 
     def check_fields(
-        self, node: _Node, values: Mapping[str, Any], fields: Sequence[Any], where: str, *, item: bool
+        self,
+        node: _Node,
+        values: Mapping[str, Any],
+        fields: Sequence[Any],
+        where: str,
+        *,
+        item: bool,
+        hints: Mapping[str, str] | None = None,
     ) -> None:
         specs = [spec for spec in fields if isinstance(spec, Mapping) and isinstance(spec.get("name"), str)]
         names = [str(spec["name"]) for spec in specs]
@@ -777,14 +684,42 @@ class _Linter:
             )
             return
         for name in missing:
-            self.report(node, "error", f"{where}.{name} is required ({_spec_label(specs, name)})")
+            if _spec_type(specs, name) == "boolean" and name not in values:
+                # Make's own published blueprints leave such switches out and import: Make fills in its default.
+                self.report(
+                    node,
+                    "warning",
+                    f"{where}.{name} is required ({_spec_label(specs, name)}); without it the module runs on "
+                    "Make's default: set it",
+                )
+            else:
+                self.report(node, "error", f"{where}.{name} is required ({_spec_label(specs, name)})")
         for key in unknown:
-            self.report(node, "error" if item else "warning", f"{where}.{key} is not a field of this module")
+            hint = (hints or {}).get(key, "")
+            self.report(node, "error" if item else "warning", f"{where}.{key} is not a field of this module{hint}")
         for spec in specs:
             name = str(spec["name"])
             value = values.get(name)
             if not _unset(value) and not _account_field(spec):
                 self.check_value(node, value, spec, f"{where}.{name}")
+
+    def check_credentials(self, node: _Node, mapper: Mapping[str, Any]) -> None:
+        """A key typed into a header or query parameter travels with the blueprint; v4 keeps it in a keychain."""
+        for key in ("headers", "queryParameters"):
+            items = mapper.get(key)
+            for index, entry in enumerate(items if isinstance(items, list) else [], start=1):
+                if not isinstance(entry, Mapping):
+                    continue
+                name, value = entry.get("name"), entry.get("value")
+                if not (isinstance(name, str) and _CREDENTIAL_NAME.search(name.strip())):
+                    continue
+                if isinstance(value, str) and value.strip() and not _dynamic(value):
+                    self.report(
+                        node,
+                        "error" if self.publishable else "warning",
+                        f"mapper.{key}[{index}] writes the credential {name} into the blueprint; put the key "
+                        "in a keychain instead (parameters.authenticationType apiKey, the key under Credentials)",
+                    )
 
     def check_value(self, node: _Node, value: Any, spec: Mapping[str, Any], where: str) -> None:
         if _dynamic(value):
@@ -801,8 +736,9 @@ class _Linter:
             allowed = _allowed(spec)
             if allowed and value not in allowed:
                 hint = ""
-                if isinstance(value, str) and value.lower() in allowed:
-                    hint = f" (values are case-sensitive: {value.lower()!r})"
+                if isinstance(value, str):
+                    same = [item for item in allowed if isinstance(item, str) and item.lower() == value.lower()]
+                    hint = f" (values are case-sensitive: {same[0]!r})" if same else ""
                 self.report(node, "error", f"{where} is {value!r}, not one of {', '.join(map(str, allowed))}{hint}")
         elif kind in ("text", "password", "cert", "url", "buffer", "filename", "email"):
             if not isinstance(value, str):
@@ -813,6 +749,9 @@ class _Linter:
                 self.report(node, "error", f"{where} is {len(value)} characters long; at most {limit} are allowed")
             if kind == "url" and not re.match(r"^https?://", value):
                 self.report(node, "error", f"{where} must be an http(s) URL, not {value!r}")
+            pattern = validate.get("pattern")
+            if isinstance(pattern, str) and not _matches(pattern, value):
+                self.report(node, "error", f"{where} is {value!r}, which does not match {pattern}")
         elif kind == "array":
             self.check_array(node, value, spec, validate, where)
         elif kind == "collection":
@@ -854,6 +793,13 @@ class _Linter:
         if _is_int(high) and len(value) > high:
             self.report(node, "error", f"{where} has {len(value)} items; at most {high} are allowed")
         item_spec = spec.get("spec")
+        if isinstance(item_spec, Mapping):  # Forman: spec of one item, a collection or a plain value
+            if item_spec.get("type") != "collection" or not isinstance(item_spec.get("spec"), list):
+                for index, item in enumerate(value, start=1):
+                    if not _unset(item):
+                        self.check_value(node, item, item_spec, f"{where}[{index}]")
+                return
+            item_spec = item_spec["spec"]
         if not isinstance(item_spec, list):
             return
         for index, item in enumerate(value, start=1):
@@ -888,7 +834,14 @@ class _Linter:
         restore = metadata.get("restore")
         for section in ("parameters", "expect"):
             labels = restore.get(section) if isinstance(restore, Mapping) else None
-            for name in sorted(account_fields & set(labels) if isinstance(labels, Mapping) else ()):
+            if not isinstance(labels, Mapping):
+                continue
+            chosen = module.get("parameters" if section == "parameters" else "mapper")
+            for name in sorted(account_fields & set(labels)):
+                label = labels[name].get("label") if isinstance(labels[name], Mapping) else None
+                value = chosen.get(name) if isinstance(chosen, Mapping) else None
+                if label in _NOTHING_CHOSEN and _unset(value):
+                    continue
                 self.report(
                     node,
                     "error",
@@ -915,6 +868,26 @@ def _branches(
         yield f"{where}.onerror", onerror
 
 
+def _holds(condition: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
+    """Whether a ``shown_when`` condition ({field: allowed values}) holds for a module's settings."""
+    return all(isinstance(allowed, list) and settings.get(name) in allowed for name, allowed in condition.items())
+
+
+def _condition(condition: Mapping[str, Any]) -> str:
+    parts = []
+    for name, allowed in condition.items():
+        values = " or ".join(map(str, allowed)) if isinstance(allowed, list) else str(allowed)
+        parts.append(f"{name} is {values}")
+    return " and ".join(parts)
+
+
+def _matches(pattern: str, value: str) -> bool:
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:  # a pattern Python cannot read is not the blueprint's fault
+        return True
+
+
 def _account_field(spec: Mapping[str, Any]) -> bool:
     kind = spec.get("type")
     name = spec.get("name")
@@ -938,6 +911,10 @@ def _spec_label(specs: Iterable[Mapping[str, Any]], name: str) -> str:
         if spec.get("name") == name:
             return str(spec.get("label") or name)
     return name
+
+
+def _spec_type(specs: Iterable[Mapping[str, Any]], name: str) -> Any:
+    return next((spec.get("type") for spec in specs if spec.get("name") == name), None)
 
 
 def _spec_names(specs: Iterable[Any]) -> list[str]:

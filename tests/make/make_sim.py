@@ -3,16 +3,28 @@
 It executes the subset of Make the templates use, the way Make documents it:
 
 * ``gateway:CustomWebHook`` outputs the posted JSON; ``json:TransformToJSON`` outputs ``{"json": <text>}``;
-* ``http:ActionSendData`` v3 sends ``mapper.data`` as the raw body and outputs ``{data, statusCode, headers}``
-  (``data`` parsed when ``parseResponse`` is on). With ``handleErrors`` a non-2xx/3xx answer is a module error
-  whose ``message`` carries the status code and the body (how Make words it is not documented: the templates
-  only test that the message contains ``429``);
+* ``http:MakeRequest`` v4 (the HTTP app's "Make a request") builds its request from the mapper: ``url`` plus
+  ``queryParameters``, the lowercase ``method``, ``headers`` (``{name, value}``), and with ``contentType``
+  ``json`` and ``inputMethod`` ``jsonString`` the text of ``jsonStringBodyContent`` as the body, sent with
+  ``Content-Type: application/json``. ``authenticationType`` ``apiKey`` adds the key of the attached API-key
+  keychain (``ApiKey``: the key as written, prefix included, in the header or query parameter it names);
+  ``noAuth`` adds nothing. The module outputs ``{data, statusCode, headers}`` (``data`` parsed when
+  ``parseResponse`` is on and the answer is JSON). With ``stopOnHttpError`` ("Return error if HTTP request
+  fails") a status outside 2xx/3xx is a module error whose ``message`` carries the status code and the body
+  (how Make words it is not documented: the templates only test that the message contains ``429``);
+  without it any status is an ordinary output;
+* time is simulated: every reply says how long it took (``Reply.elapsed``) and the run's clock advances by it.
+  A reply slower than the module's ``timeout`` (1–300 s; when empty 40 s, Make's documented default for app
+  requests, which the HTTP app probably shares) is never seen: the module fails with a timeout error after
+  ``timeout`` seconds, whatever ``stopOnHttpError`` says (Make's error type for it is not documented);
 * ``builtin:BasicRouter`` runs every route in order; a module's ``filter`` (OR of AND conditions) must pass
   before it runs, otherwise its route stops;
-* a failing module with ``onerror`` runs that route with ``{{N.error}}`` set; ``builtin:Resume`` replaces the
-  module's output with its mapper and the flow goes on, ``builtin:Break`` is recorded (an incomplete
-  execution Make retries later) and ``builtin:Ignore`` stops the bundle;
-* ``gateway:WebhookRespond`` records the answer to the webhook's caller.
+* a failing module with ``onerror`` runs that route with ``{{N.error}}`` set (``type`` and ``message``), and
+  a module inside an error route may have an error route of its own; ``builtin:Resume`` replaces the failed
+  module's output with its mapper and the flow goes on, ``builtin:Break`` is recorded (an incomplete execution
+  Make retries later) and ``builtin:Ignore`` stops the bundle. A failing module without ``onerror`` ends the
+  run with that error;
+* ``gateway:WebhookRespond`` records the answer to the webhook's caller, and when (on the run's clock).
 
 Mappings are limited to what the templates use: ``{{`N`}}`` (a module's whole bundle) and ``{{N.path}}`` with
 ``.key``, ``.`key```` and 1-based ``[i]``. Anything else raises ``Unsupported``, so a template that grows a
@@ -23,15 +35,20 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlencode
 
 BLOCK = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 WHOLE_BUNDLE = re.compile(r"^`(\d+)`$")
 PATH = re.compile(r"^(\d+)((?:\.(?:`[^`]+`|[A-Za-z_][\w-]*)|\[\d+\])*)$")
 STEP = re.compile(r"\.`([^`]+)`|\.([A-Za-z_][\w-]*)|\[(\d+)\]")
+
+#: Seconds an HTTP module waits when its ``timeout`` is empty (Make documents 40 s for app requests).
+DEFAULT_TIMEOUT_S = 40.0
 
 
 class Unsupported(Exception):
@@ -48,34 +65,55 @@ class ModuleError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class ApiKey:
+    """An API-key keychain as the user creates it in Make (Keys → API Key Auth) and attaches to a module.
+
+    ``key`` is sent exactly as written, so a bearer token is stored with its prefix (``Bearer <key>``);
+    ``placement`` says whether ``name`` is a header or a query parameter.
+    """
+
+    key: str
+    name: str = "Authorization"
+    placement: Literal["header", "query"] = "header"
+
+
 @dataclass
 class Request:
-    """One HTTP request an HTTP module sent."""
+    """One HTTP request an HTTP module sent, how long the module waits for its answer, and its scenario."""
 
     module_id: int
     method: str
     url: str
     headers: dict[str, str]
     body: str
+    timeout: float = DEFAULT_TIMEOUT_S
+    scenario: str = ""
 
 
 @dataclass
 class Reply:
-    """What the other side answered."""
+    """What the other side answered, and after how many seconds (``math.inf``: never)."""
 
     status: int
     headers: dict[str, str]
     body: str
+    elapsed: float = 0.0
+
+
+#: A reply that never comes: a server that hangs, or a webhook whose scenario failed before it answered.
+NO_REPLY = Reply(0, {}, "", math.inf)
 
 
 @dataclass
 class Answer:
-    """One webhook response (``gateway:WebhookRespond``)."""
+    """One webhook response (``gateway:WebhookRespond``) and when it was sent (seconds on the run's clock)."""
 
     module_id: int
     status: int
     headers: dict[str, str]
     body: Any
+    at: float = 0.0
 
 
 @dataclass
@@ -88,6 +126,7 @@ class Outcome:
     ran: list[int] = field(default_factory=list)
     outputs: dict[int, Any] = field(default_factory=dict)
     error: ModuleError | None = None
+    clock: float = 0.0
 
     def sent_by(self, module_id: int) -> list[tuple[Request, Reply]]:
         """The exchanges of one HTTP module."""
@@ -208,13 +247,22 @@ def filter_passes(condition_filter: Mapping[str, Any] | None, bundles: Mapping[i
 class Runner:
     """Runs one blueprint; ``transport`` answers every HTTP request its modules send.
 
-    With ``all_routes`` every filter passes, so every route of every router runs: the way to reach every
-    module of a template in one run.
+    ``keychain`` is the API key attached to the modules whose ``authenticationType`` is ``apiKey`` (the
+    blueprint itself holds none). With ``all_routes`` every filter passes, so every route of every router
+    runs: the way to reach every module of a template in one run.
     """
 
-    def __init__(self, blueprint: Mapping[str, Any], transport: Transport, *, all_routes: bool = False) -> None:
+    def __init__(
+        self,
+        blueprint: Mapping[str, Any],
+        transport: Transport,
+        *,
+        keychain: ApiKey | None = None,
+        all_routes: bool = False,
+    ) -> None:
         self.blueprint = blueprint
         self.transport = transport
+        self.keychain = keychain
         self.all_routes = all_routes
 
     def run(self, payload: Any) -> Outcome:
@@ -300,79 +348,127 @@ class Runner:
             raw = resolve(mapper.get("body"), bundles)
             content_type = next((value for key, value in headers.items() if key.lower() == "content-type"), "")
             body = json.loads(raw) if "json" in content_type and isinstance(raw, str) else raw
-            outcome.answers.append(Answer(module_id, int(text_of(resolve(mapper["status"], bundles))), headers, body))
+            status = int(text_of(resolve(mapper["status"], bundles)))
+            outcome.answers.append(Answer(module_id, status, headers, body, outcome.clock))
             return {}
-        if name == "http:ActionSendData" and module.get("version") == 3:
+        if name == "http:MakeRequest" and module.get("version") == 4:
             return self.http(module, bundles, outcome)
         raise Unsupported(f"module {name}@{module.get('version')}")
 
     def http(self, module: Mapping[str, Any], bundles: dict[int, Any], outcome: Outcome) -> dict[str, Any]:
-        """``http:ActionSendData`` v3 with a raw body."""
-        mapper = module["mapper"]
-        if mapper.get("bodyType") != "raw" or mapper.get("qs"):
-            raise Unsupported("only raw bodies without a query string")
+        """``http:MakeRequest`` v4: the request its mapper and keychain describe, and its answer or error."""
+        module_id, parameters, mapper = module["id"], module.get("parameters") or {}, module["mapper"]
+        if mapper.get("shareCookies") or mapper.get("paginationType"):
+            raise Unsupported("shared cookies and pagination")
+        if mapper["method"] not in ("get", "head", "post", "put", "patch", "delete", "options"):
+            raise Unsupported(f"method {mapper['method']!r}")
+        url = text_of(resolve(mapper["url"], bundles))
+        query = [
+            (text_of(resolve(item["name"], bundles)), text_of(resolve(item["value"], bundles)))
+            for item in mapper.get("queryParameters") or []
+        ]
         headers = {
-            text_of(resolve(h["name"], bundles)): text_of(resolve(h["value"], bundles)) for h in mapper["headers"]
+            text_of(resolve(h["name"], bundles)): text_of(resolve(h["value"], bundles))
+            for h in mapper.get("headers") or []
         }
-        body = resolve(mapper.get("data") or "", bundles)
-        if not isinstance(body, str):
-            raise Unsupported("a request body that is not text")
-        request = Request(
-            module["id"], mapper["method"].upper(), text_of(resolve(mapper["url"], bundles)), headers, body
-        )
+        authentication = parameters.get("authenticationType")
+        if authentication == "apiKey":
+            if self.keychain is None:
+                raise Unsupported(f"module {module_id} authenticates with an API key, but no keychain is attached")
+            if self.keychain.placement == "header":
+                headers[self.keychain.name] = self.keychain.key
+            else:
+                query.append((self.keychain.name, self.keychain.key))
+        elif authentication != "noAuth":
+            raise Unsupported(f"authenticationType {authentication!r}")
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(query)
+        body = ""
+        if mapper.get("contentType") == "json":
+            if mapper.get("inputMethod") != "jsonString":
+                raise Unsupported("a JSON body from a data structure")
+            body = resolve(mapper.get("jsonStringBodyContent") or "", bundles)
+            if not isinstance(body, str) or not body:
+                raise Unsupported("a JSON body that is not text, or empty")
+            if not any(name.lower() == "content-type" for name in headers):
+                headers["Content-Type"] = "application/json"
+        elif mapper.get("contentType"):
+            raise Unsupported(f"contentType {mapper['contentType']!r}")
+        timeout = float(mapper.get("timeout") or DEFAULT_TIMEOUT_S)
+        if not 1 <= timeout <= 300:
+            raise Unsupported(f"timeout {timeout}: Make allows 1 to 300 seconds")
+        request = Request(module_id, mapper["method"].upper(), url, headers, body, timeout, self.blueprint["name"])
         reply = self.transport(request)
         outcome.exchanges.append((request, reply))
-        content_type = reply.headers.get("content-type", "")
+        outcome.clock += min(reply.elapsed, timeout)
+        if reply.elapsed > timeout:
+            raise ModuleError(module_id, "ModuleTimeoutError", f"The request timed out after {timeout:g} seconds")
         data: Any = reply.body
-        if mapper.get("parseResponse") and "json" in content_type:
+        if mapper.get("parseResponse") and "json" in reply.headers.get("content-type", ""):
             data = json.loads(reply.body)
-        if (module.get("parameters") or {}).get("handleErrors") and not 200 <= reply.status < 400:
-            raise ModuleError(module["id"], "RuntimeError", f"[{reply.status}] {reply.body}")
+        if mapper.get("stopOnHttpError") and not 200 <= reply.status < 400:
+            raise ModuleError(module_id, "RuntimeError", f"[{reply.status}] {reply.body}")
         return {"data": data, "statusCode": reply.status, "headers": reply.headers}
 
 
 SERVICE_PLACEHOLDER = "https://tierwise.example.com"
-KEY_PLACEHOLDER = "REPLACE_WITH_YOUR_TIERWISE_API_KEY"
 FALLBACK_PLACEHOLDER = "https://hook.eu1.make.com/REPLACE_WITH_YOUR_MINI_FALLBACK_WEBHOOK"
 
 
 class Endpoints:
     """Answers the templates' requests the way the attached accounts would after import.
 
-    * the service placeholder URL goes to the running service (``http`` must hold no key of its own, so
-      the template's ``X-Api-Key`` header is what authenticates it), with the key placeholder replaced by
-      ``key``;
-    * the mini-fallback webhook placeholder runs the ``fallback`` blueprint in-process and answers with its
-      webhook response (Make answers ``Accepted`` when a scenario sends none);
+    * a request ``hangs`` picks is never answered (a server that hangs, a network that drops it);
+    * the service placeholder URL goes to the running service; ``http`` must hold no key of its own, so the
+      key the module's keychain added is what authenticates it;
+    * the mini-fallback webhook placeholder runs the ``fallback`` blueprint in-process (with the same
+      keychain) and answers with its webhook response when the run sends it (Make answers ``Accepted`` when
+      a scenario ends without one). A run that fails before it answers leaves its caller waiting: what Make
+      then answers, if anything, is not documented, so the caller's own timeout decides;
     * anything else is a caller's ``callback_url``: recorded and answered 200.
     """
 
-    def __init__(self, http: Any, key: str, fallback: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        http: Any,
+        keychain: ApiKey,
+        fallback: Mapping[str, Any] | None = None,
+        *,
+        hangs: Callable[[Request], bool] | None = None,
+    ) -> None:
         self.http = http
-        self.key = key
+        self.keychain = keychain
         self.fallback = fallback
+        self.hangs = hangs or (lambda request: False)
         self.callbacks: list[Request] = []
         self.fallback_runs: list[Outcome] = []
 
+    def run(self, blueprint: Mapping[str, Any], payload: Any, *, all_routes: bool = False) -> Outcome:
+        """Run a blueprint whose HTTP modules these endpoints answer, with the keychain attached."""
+        return Runner(blueprint, self, keychain=self.keychain, all_routes=all_routes).run(payload)
+
     def __call__(self, request: Request) -> Reply:
+        if self.hangs(request):
+            return NO_REPLY
         if request.url.startswith(SERVICE_PLACEHOLDER + "/"):
-            headers = {name: self.key if value == KEY_PLACEHOLDER else value for name, value in request.headers.items()}
             response = self.http.request(
                 request.method,
                 request.url.removeprefix(SERVICE_PLACEHOLDER),
                 content=request.body.encode(),
-                headers=headers,
+                headers=request.headers,
             )
             return Reply(response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.text)
         if request.url == FALLBACK_PLACEHOLDER:
             if self.fallback is None:
                 raise Unsupported("no mini-fallback blueprint was given")
-            outcome = Runner(self.fallback, self).run(json.loads(request.body))
+            outcome = self.run(self.fallback, json.loads(request.body))
             self.fallback_runs.append(outcome)
             if not outcome.answers:
-                return Reply(200, {"content-type": "text/plain"}, "Accepted")
+                if outcome.error is not None:
+                    return NO_REPLY
+                return Reply(200, {"content-type": "text/plain"}, "Accepted", outcome.clock)
             answer = outcome.answers[0]
             text = answer.body if isinstance(answer.body, str) else json.dumps(answer.body)
-            return Reply(answer.status, {k.lower(): v for k, v in answer.headers.items()}, text)
+            return Reply(answer.status, {k.lower(): v for k, v in answer.headers.items()}, text, answer.at)
         self.callbacks.append(request)
         return Reply(200, {"content-type": "text/plain"}, "ok")
