@@ -4,29 +4,32 @@
 Run ``python templates/n8n/build.py`` after changing anything here; ``--check`` exits 1 when a committed
 file differs from what this script would write (the test suite asserts the same). Standard library only.
 
-Every template has the same skeleton:
+Every template has the same skeleton, laid out left to right and explained by sticky notes:
 
-* two entry points: a Webhook (production; answered by Respond to Webhook) and a Manual Trigger followed
-  by "Sample input" (so ``n8n execute --id`` can run it);
+* two entry points: first the Manual Trigger followed by "Sample input" (so the editor's *Execute
+  workflow* button and ``n8n execute --id`` run the sample), then a Webhook for production (answered by
+  Respond to Webhook);
 * "Config", a Set node holding ``service_url`` once; every HTTP node reads it as
   ``$('Config').item.json.service_url``;
-* "Read input", a Code node that turns the webhook body (or the sample) into the run's state: the input,
-  an empty list of ``steps`` and a per-execution ``nonce`` for idempotency keys;
-* one block of nodes per service call (``Workflow.step``): a Code node building the request, the HTTP
-  Request node, a Switch on the status code (2xx / 429 / anything else), an IF allowing a few 429 rounds,
-  a Wait honouring ``Retry-After`` that loops back to the same HTTP node, the mini fallback (the same call
-  with ``tier: mini, max_tier: mini``) and a Code node that records every call that ran
-  (``{step, tier, model, cost_usd, status, ...}``) and applies the answer to the state;
-* "Summary", a Code node with the result, every step and the total cost, then Respond to Webhook.
+* "Read input", a Code node that turns the webhook body (or the sample) into the run's input and a
+  per-execution ``nonce`` for idempotency keys;
+* one or two nodes per LLM step (``Workflow.step``): the HTTP Request node calling the service, whose
+  error output leads to "<step>: mini fallback", the same request with ``tier: mini, max_tier: mini``.
+  The request's ``Prefer: wait=60`` lets the service hold a call over the key's per-minute limit instead
+  of answering 429, so no Wait loop is needed; n8n's Retry On Fail covers a 503 or a lost connection;
+* Code nodes only where the template decides something (route a ticket, rank sources, ...); they and
+  "Summary" read each step's answer with the same helpers (``HELPERS_JS``), and Summary lists every call
+  that reached the service with its tier, model and cost, then Respond to Webhook answers with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,29 +39,68 @@ CREDENTIAL_TYPE = "httpBearerAuth"
 CREDENTIAL = {"id": "TierwiseApiKey01", "name": "Tierwise API key"}
 ID_NAMESPACE = uuid.UUID("6f1c3e2a-8d4b-4c1e-9a57-2b7e4c0e9a57")
 
-#: 429 rounds a step waits out before it gives up and takes the mini fallback.
-MAX_429_ROUNDS = 3
-#: Longest single wait, in seconds. n8n keeps waits under 65 s in process; longer ones park the execution.
-MAX_WAIT_S = 60
-#: n8n's own Retry On Fail, for transport errors only (HTTP statuses never throw: neverError is on).
-RETRY = {"retryOnFail": True, "maxTries": 3, "waitBetweenTries": 2000}
-#: Single calls: the service ends every run by TIERWISE_RUN_TIMEOUT_S (120 s) with a 504, so wait a bit longer.
-TIMEOUT_MS = 130_000
+#: Seconds a call may be held by the service for its key's per-minute window (``Prefer: wait``, RFC 7240).
+#: A per-minute window always reopens within 60 s, and the service caps the wait at TIERWISE_MAX_WAIT_S
+#: (60 s by default), so at the defaults no per-minute 429 reaches the workflow.
+PREFER_WAIT_S = 60
+#: n8n's Retry On Fail: 3 tries 5 s apart (n8n's maximum wait), for a 503 (the service's Retry-After is 5 s),
+#: a lost connection, or a 429 when the service's wait cap is shorter than the window. Every try carries the
+#: same Idempotency-Key, so a retry never pays twice.
+RETRY = {"retryOnFail": True, "maxTries": 3, "waitBetweenTries": 5000}
+#: Single calls: the service ends every run by TIERWISE_RUN_TIMEOUT_S (120 s) with a 504; add the wait.
+TIMEOUT_MS = (PREFER_WAIT_S + 130) * 1000
 #: Batch calls run many items (TIERWISE_BATCH_CONCURRENCY at a time) and may take longer.
-BATCH_TIMEOUT_MS = 600_000
+BATCH_TIMEOUT_MS = (PREFER_WAIT_S + 600) * 1000
 
-HTTP = ("n8n-nodes-base.httpRequest", 4.2)
+HTTP = ("n8n-nodes-base.httpRequest", 4.4)
 CODE = ("n8n-nodes-base.code", 2)
 SET = ("n8n-nodes-base.set", 3.4)
-SWITCH = ("n8n-nodes-base.switch", 3.2)
-IF = ("n8n-nodes-base.if", 2.2)
-WAIT = ("n8n-nodes-base.wait", 1.1)
-WEBHOOK = ("n8n-nodes-base.webhook", 2)
-RESPOND = ("n8n-nodes-base.respondToWebhook", 1.1)
+SWITCH = ("n8n-nodes-base.switch", 3.4)
+IF = ("n8n-nodes-base.if", 2.3)
+NOOP = ("n8n-nodes-base.noOp", 1)
+WEBHOOK = ("n8n-nodes-base.webhook", 2.1)
+RESPOND = ("n8n-nodes-base.respondToWebhook", 1.5)
 MANUAL = ("n8n-nodes-base.manualTrigger", 1)
+STICKY = ("n8n-nodes-base.stickyNote", 1)
 
-X = 240  # horizontal distance between columns
+MANUAL_NAME = "When clicking ‘Execute workflow’"  # the name n8n gives a new Manual Trigger
+
+X = 200  # horizontal distance between columns
 Y = 200  # vertical distance between rows
+FALLBACK_DX, FALLBACK_DY = 110, 170  # where a step's mini fallback sits, from its HTTP node
+STEP_W = 300  # the columns one step takes
+HEADER = 150  # room above a group's nodes for its sticky note's text
+
+#: Sticky note colours in n8n's palette.
+YELLOW, ORANGE, RED, GREEN, BLUE, PURPLE, GRAY = range(1, 8)
+TIER_COLOR = {"nano": GREEN, "mini": BLUE, "full": PURPLE}
+
+
+class Expr:
+    """A JavaScript expression inside a JSON body: rendered as ``{{ JSON.stringify(<js>) }}``."""
+
+    def __init__(self, js: str) -> None:
+        self.js = js
+
+
+def json_body(value: Any) -> str:
+    """A JSON body for an HTTP Request node: JSON text, with n8n expressions where ``Expr`` values are."""
+    found: list[str] = []
+
+    def mark(item: Any) -> Any:
+        if isinstance(item, Expr):
+            found.append(item.js)
+            return f"\x00{len(found) - 1}\x00"
+        if isinstance(item, dict):
+            return {key: mark(inner) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [mark(inner) for inner in item]
+        return item
+
+    text = json.dumps(mark(value), indent=2, ensure_ascii=False)
+    for index, source in enumerate(found):
+        text = text.replace(f'"\\u0000{index}\\u0000"', "{{ JSON.stringify(" + source + ") }}")
+    return "=" + text
 
 
 def js(value: Any, indent: int = 0) -> str:
@@ -67,144 +109,151 @@ def js(value: Any, indent: int = 0) -> str:
 
 
 def condition(left: str, operator: dict[str, Any], right: Any = "") -> dict[str, Any]:
-    """One filter condition (IF 2.2 / Switch 3.2, filter version 2)."""
+    """One filter condition (IF 2.3 / Switch 3.4: filter version 3)."""
     return {"leftValue": left, "rightValue": right, "operator": operator}
 
 
 def conditions(*items: dict[str, Any], combinator: str = "and") -> dict[str, Any]:
     """A filter value with strict type validation."""
     return {
-        "options": {"caseSensitive": True, "leftValue": "", "typeValidation": "strict", "version": 2},
+        "options": {"caseSensitive": True, "leftValue": "", "typeValidation": "strict", "version": 3},
         "conditions": list(items),
         "combinator": combinator,
     }
 
 
-NUMBER_EQ = {"type": "number", "operation": "equals"}
-NUMBER_GTE = {"type": "number", "operation": "gte"}
-NUMBER_LT = {"type": "number", "operation": "lt"}
 STRING_EQ = {"type": "string", "operation": "equals"}
-IS_TRUE = {"type": "boolean", "operation": "true", "singleValue": True}
 
 
-# -- the JavaScript shared by every step's result node --------------------------------------------------
+# -- the JavaScript every Code node that reads answers starts with ------------------------------------------
 
-RECORD_JS = """\
-// How every call that reached the service is reported: {step, tier, model, cost_usd, status, ...}.
-const isOk = (res) => !!res && res.statusCode >= 200 && res.statusCode < 300;
-const record = (step, attempt, res, extra) => {
-  const body = res && res.body && typeof res.body === 'object' ? res.body : {};
+HELPERS_JS = """\
+// How a step's answer is read. A step is its HTTP node ('primary') and, when that call failed, its
+// mini fallback. A call that answered gives {statusCode, body}; a failed one gives the {error} n8n passes
+// on, whose message holds the service's problem body (with the run's cost).
+const replyOf = (json) => {
+  if (json && typeof json.statusCode === 'number') {
+    return { status: json.statusCode, body: json.body && typeof json.body === 'object' ? json.body : {}, error: null };
+  }
+  const error = (json && json.error) || {};
+  const message = String(error.message || 'no response');
+  let body = {};
+  try {
+    const parsed = JSON.parse(message.slice(message.indexOf(' - ') + 3));
+    if (parsed && typeof parsed === 'object') body = parsed;
+  } catch (e) {}
+  const status = Number(error.status || error.httpCode || error.statusCode) || null;
+  return { status, body, error: body.detail || message };
+};
+const isOk = (reply) => reply.status >= 200 && reply.status < 300;
+const itemOf = (node, output) => {
+  try { return node.first(output); } catch (e) { return undefined; }
+};
+// Every call of a step that ran, in order: {attempt: 'primary' | 'mini_fallback', reply}.
+const callsOf = (step) => {
+  const calls = [];
+  for (const [name, attempt] of [[step, 'primary'], [step + ': mini fallback', 'mini_fallback']]) {
+    const node = $(name);
+    if (!node.isExecuted) continue;
+    const item = itemOf(node, 0) || (attempt === 'primary' ? itemOf(node, 1) : undefined);
+    if (item) calls.push({ attempt, reply: replyOf(item.json) });
+  }
+  return calls;
+};
+// A step's answer (the service's response body), or null when every call failed.
+const answerOf = (step) => {
+  const good = callsOf(step).filter((call) => isOk(call.reply) && call.reply.body.output !== undefined);
+  return good.length ? good[good.length - 1].reply.body : null;
+};
+// A batch step's answers: one per item (that item's response), null where the item failed.
+const answersOf = (step, count) => {
+  const good = callsOf(step).filter((call) => isOk(call.reply) && Array.isArray(call.reply.body.results));
+  const results = good.length ? good[good.length - 1].reply.body.results : [];
+  return Array.from({ length: count }, (_, index) =>
+    results[index] && results[index].output !== undefined ? results[index] : null);
+};
+"""
+
+RECORDS_JS = """\
+// Every call that reached the service, as {step, attempt, status, tier, model, cost_usd, run_id, ...}.
+const record = (step, attempt, status, body, error, extra) => {
+  const ok = status >= 200 && status < 300 && body.output !== undefined;
   const attempts = Array.isArray(body.attempts) ? body.attempts : [];
   const last = attempts.length ? attempts[attempts.length - 1] : {};
-  const code = res && typeof res.statusCode === 'number' ? res.statusCode : null;
-  const usage = body.usage && typeof body.usage.cost_usd === 'number' ? body.usage.cost_usd : null;
+  const cost = body.usage && typeof body.usage.cost_usd === 'number' ? body.usage.cost_usd : null;
   return Object.assign({
     step,
     attempt,
-    status: isOk(res) && body.output !== undefined ? 'ok' : code === 429 ? 'rate_limited' : 'failed',
-    http_status: code,
+    status: ok ? 'ok' : status === 429 ? 'rate_limited' : 'failed',
+    http_status: status,
     tier: body.tier || last.tier || null,
     model: body.model || last.model || null,
-    // 429s are refused before any model call and cost nothing; a lost connection's cost is unknown.
-    cost_usd: usage !== null ? usage : code === 429 ? 0 : null,
+    // A 429 is refused before any model call and costs nothing; a lost connection's cost is unknown.
+    cost_usd: cost !== null ? cost : status === 429 ? 0 : null,
     run_id: body.run_id || null,
     escalated: body.escalated === true,
-    error: isOk(res) && body.output !== undefined ? null
-      : body.detail || (res && res.error && res.error.message) || (code === null ? 'no response' : 'HTTP ' + code),
+    error: ok ? null : body.detail || error || (status === null ? 'no response' : 'HTTP ' + status),
   }, extra || {});
 };
-// Runs of a node in this execution (a step's HTTP node runs once more after every 429 wait).
-const runsOf = (node) => {
-  let n = 0;
-  for (;;) {
-    try { node.all(0, n); n += 1; } catch (error) { return n; }
+const recordsOf = (step, key, batch) => {
+  const records = [];
+  for (const call of callsOf(step)) {
+    const { status, body, error } = call.reply;
+    if (batch && isOk(call.reply) && Array.isArray(body.results)) {
+      body.results.forEach((item, index) => {
+        const itemStatus = item && item.output !== undefined ? 200 : (item && item.status) || null;
+        records.push(record(key, call.attempt, itemStatus, item || {}, null, { item: index }));
+      });
+    } else {
+      records.push(record(key, call.attempt, status, body, error, batch ? { item: null } : {}));
+    }
   }
+  return records;
 };
-"""
-
-SINGLE_COLLECT_JS = """\
-const prep = $('{request}').first().json;
-const {{ request, ...state }} = prep;
-const primary = $('{http}').last().json;
-const waits = $('{wait}').isExecuted ? runsOf($('{wait}')) : 0;
-const records = [record({step}, 'primary', primary, {{ rate_limit_waits: waits }})];
-let answer = isOk(primary) && primary.body.output !== undefined ? primary.body : null;
-if (answer === null && $('{fallback}').isExecuted) {{
-  const fallback = $('{fallback}').last().json;
-  records.push(record({step}, 'mini_fallback', fallback, {{ rate_limit_waits: 0 }}));
-  if (isOk(fallback) && fallback.body.output !== undefined) answer = fallback.body;
-}}
-state.steps = [...(state.steps || []), ...records];
-"""
-
-BATCH_COLLECT_JS = """\
-const prep = $('{request}').first().json;
-const {{ request, ...state }} = prep;
-const count = request.items.length;
-const primary = $('{http}').last().json;
-const waits = $('{wait}').isExecuted ? runsOf($('{wait}')) : 0;
-// A batch result is a success response or a problem object: give it the shape of a whole response.
-const asResponse = (item) => ({{
-  statusCode: item && item.output !== undefined ? 200 : (item && item.status) || null,
-  body: item || {{}},
-}});
-const results = new Array(count).fill(null);
-const records = [];
-if (isOk(primary) && Array.isArray(primary.body.results)) {{
-  primary.body.results.forEach((item, index) => {{
-    results[index] = item;
-    records.push(record({step}, 'primary', asResponse(item), {{ item: index, rate_limit_waits: waits }}));
-  }});
-}} else {{
-  records.push(record({step}, 'primary', primary, {{ item: null, rate_limit_waits: waits }}));
-}}
-// The mini fallback was sent exactly the items that have no answer yet, in this order.
-const missing = results
-  .map((item, index) => (item && item.output !== undefined ? -1 : index))
-  .filter((index) => index >= 0);
-if (missing.length && $('{fallback}').isExecuted) {{
-  const fallback = $('{fallback}').last().json;
-  if (isOk(fallback) && Array.isArray(fallback.body.results)) {{
-    fallback.body.results.forEach((item, position) => {{
-      const index = missing[position];
-      records.push(record({step}, 'mini_fallback', asResponse(item), {{ item: index, rate_limit_waits: 0 }}));
-      if (item && item.output !== undefined) results[index] = item;
-    }});
-  }} else {{
-    records.push(record({step}, 'mini_fallback', fallback, {{ item: null, rate_limit_waits: 0 }}));
-  }}
-}}
-// answers[i]: the service's answer to request.items[i] (its output, tier, model, usage...), or null.
-const answers = results.map((item) => (item && item.output !== undefined ? item : null));
-state.steps = [...(state.steps || []), ...records];
 """
 
 TOTAL_JS = """\
-const steps = state.steps || [];
 // Added in picodollars so the total is exact to the digits the service reports.
 const picodollars = (calls) =>
   calls.reduce((sum, call) => sum + (typeof call.cost_usd === 'number' ? Math.round(call.cost_usd * 1e12) : 0), 0);
-const pico = picodollars(steps);
-const total_cost_usd = Number((pico / 1e12).toFixed(12));
+const total_cost_usd = Number((picodollars(steps) / 1e12).toFixed(12));
 """
 
 
 @dataclass
 class Step:
-    """One call to the service: what to send and what to do with the answer.
+    """One LLM step: a call to the service, drawn as its HTTP node and its mini fallback.
 
-    ``request_js`` is the body of a JavaScript function of ``state`` (the run's state) returning the request
-    (a batch step returns ``{items, defaults}``). ``apply_js`` runs with ``state`` and ``answer`` (the
-    service's response body, or null when the primary call and the fallback both failed) or, for a batch,
-    ``answers`` (one per request item, null where both failed) and updates ``state``.
+    ``body`` is the request (``Expr`` values become n8n expressions); the fallback sends the same body with
+    ``tier`` and ``max_tier`` (a batch: in ``defaults``) set to mini. ``note`` is the step's sticky note.
     """
 
     key: str
     title: str
     node: str
-    request_js: str
-    apply_js: str
+    body: dict[str, Any]
+    note: str
     batch: bool = False
+    fallback_body: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fallback_body = copy.deepcopy(self.body)
+        target = self.fallback_body["defaults"] if self.batch else self.fallback_body
+        target["tier"] = target["max_tier"] = "mini"
+
+    @property
+    def tier(self) -> str:
+        """The tier the step starts on."""
+        return str((self.body["defaults"] if self.batch else self.body)["tier"])
+
+    @property
+    def max_tier(self) -> str:
+        """The highest tier the service may escalate the step to."""
+        return str((self.body["defaults"] if self.batch else self.body)["max_tier"])
+
+
+Exits = list[tuple[str, int]]
+"""The (node, output) pairs a step's answer leaves by: the HTTP node's success output and the fallback."""
 
 
 class Workflow:
@@ -217,7 +266,9 @@ class Workflow:
         self.name = name
         self.description = description
         self.nodes: list[dict[str, Any]] = []
+        self.notes: list[dict[str, Any]] = []
         self.connections: dict[str, dict[str, list[list[dict[str, Any]]]]] = {}
+        self.steps: list[Step] = []
 
     def uuid(self, label: str) -> str:
         """A stable uuid for ``label`` inside this workflow."""
@@ -227,7 +278,7 @@ class Workflow:
         self, name: str, kind: tuple[str, float], position: tuple[int, int], parameters: dict[str, Any], **extra: Any
     ) -> str:
         """Add a node and return its name."""
-        assert all(node["name"] != name for node in self.nodes), name
+        assert all(node["name"] != name for node in self.nodes + self.notes), name
         node: dict[str, Any] = {
             "id": self.uuid(f"node/{name}"),
             "name": name,
@@ -237,7 +288,7 @@ class Workflow:
             "parameters": parameters,
         }
         node.update(extra)
-        self.nodes.append(node)
+        (self.notes if kind == STICKY else self.nodes).append(node)
         return name
 
     def connect(self, source: str, target: str, output: int = 0) -> None:
@@ -247,15 +298,37 @@ class Workflow:
             outputs.append([])
         outputs[output].append({"node": target, "type": "main", "index": 0})
 
+    def link(self, exits: Exits, target: str) -> None:
+        """Connect every exit of a step (or a single node's output 0) to ``target``."""
+        for source, output in exits:
+            self.connect(source, target, output)
+
     # -- node builders ----------------------------------------------------------------------------------
+
+    def sticky(self, content: str, box: tuple[int, int, int, int], color: int = YELLOW) -> str:
+        """A sticky note over the canvas area ``(x, y, width, height)``; n8n draws it behind the nodes."""
+        x, y, width, height = box
+        name = "Sticky Note" + (str(len(self.notes)) if self.notes else "")
+        parameters = {"content": content.strip() + "\n", "height": height, "width": width, "color": color}
+        return self.add(name, STICKY, (x, y), parameters)
+
+    def around(self, content: str, names: list[str], color: int, header: int = HEADER, *, width: int = 0) -> str:
+        """A sticky note behind the nodes ``names``, with ``header`` pixels above them for its text."""
+        spots = [node["position"] for node in self.nodes if node["name"] in names]
+        assert len(spots) == len(names), names
+        left, top = min(x for x, _ in spots) - 40, min(y for _, y in spots) - header
+        right, bottom = max(x for x, _ in spots) + 100 + 40, max(y for _, y in spots) + 100 + 80
+        return self.sticky(content, (left, top, max(width, right - left), bottom - top), color)
 
     def code(self, name: str, position: tuple[int, int], source: str) -> str:
         """A JavaScript Code node run once for all items."""
         parameters = {"mode": "runOnceForAllItems", "language": "javaScript", "jsCode": source}
         return self.add(name, CODE, position, parameters)
 
-    def http(self, name: str, position: tuple[int, int], *, path: str, body: str, key: str, timeout_ms: int) -> str:
-        """An HTTP Request node calling the service: credential, timeout, full response, never error."""
+    def http(
+        self, name: str, position: tuple[int, int], *, path: str, body: str, key: str, timeout_ms: int, **extra: Any
+    ) -> str:
+        """An HTTP Request node calling the service: credential, timeout, full response, Prefer: wait."""
         parameters = {
             "method": "POST",
             "url": "={{ $('Config').item.json.service_url }}" + path,
@@ -263,172 +336,74 @@ class Workflow:
             "genericAuthType": CREDENTIAL_TYPE,
             "sendHeaders": True,
             "specifyHeaders": "keypair",
-            "headerParameters": {"parameters": [{"name": "Idempotency-Key", "value": key}]},
+            "headerParameters": {
+                "parameters": [
+                    {"name": "Idempotency-Key", "value": key},
+                    {"name": "Prefer", "value": f"wait={PREFER_WAIT_S}"},
+                ]
+            },
             "sendBody": True,
             "contentType": "json",
             "specifyBody": "json",
             "jsonBody": body,
             "options": {
                 "timeout": timeout_ms,
-                "response": {"response": {"fullResponse": True, "neverError": True, "responseFormat": "json"}},
+                "response": {"response": {"fullResponse": True, "responseFormat": "json"}},
             },
         }
         return self.add(
-            name,
-            HTTP,
-            position,
-            parameters,
-            credentials={CREDENTIAL_TYPE: dict(CREDENTIAL)},
-            onError="continueRegularOutput",
-            **RETRY,
+            name, HTTP, position, parameters, credentials={CREDENTIAL_TYPE: dict(CREDENTIAL)}, **RETRY, **extra
         )
 
-    def chain(self, source: str, steps: list[Step], x: int) -> tuple[str, int]:
-        """Place ``steps`` one after another on the main row after ``source``; return the last node and x."""
-        last = source
-        for step in steps:
-            first, end, x = self.step(step, x, 0)
-            self.connect(last, first)
-            last = end
-        return last, x
+    def step(self, step: Step, x: int, y: int, number: int) -> Exits:
+        """Add one LLM step at ``(x, y)``: the HTTP node and its mini fallback, under a sticky note.
 
-    def step(self, step: Step, x: int, y: int) -> tuple[str, str, int]:
-        """Add one service call; return (first node, last node, next free column x)."""
-        request = f"{step.title}: request"
-        http = step.title
-        status = f"{step.title}: status"
-        retry = f"{step.title}: retry?"
-        wait = f"{step.title}: wait"
-        fallback = f"{step.title}: mini fallback"
-        check = f"{step.title}: all items ok?"
-        result = f"{step.title}: result"
+        The HTTP node's error output (any status but 2xx, or no answer after Retry On Fail) leads to the
+        fallback; the HTTP node's success output and the fallback are the step's exits.
+        """
+        self.steps.append(step)
         path = f"/v1/nodes/{step.node}" + ("/batch" if step.batch else "")
         timeout = BATCH_TIMEOUT_MS if step.batch else TIMEOUT_MS
-        this = f"$('{request}').item.json"
-
-        self.code(
-            request,
+        nonce = "{{ $('Read input').first().json.nonce }}"
+        key = "={{ $execution.id }}-{{ $itemIndex }}-" + step.key + "-" + nonce
+        tiers = step.tier if step.tier == step.max_tier else f"{step.tier}, up to {step.max_tier}"
+        primary = self.http(
+            step.title,
             (x, y),
-            f"// Build the {step.node} request of the '{step.key}' step from the run's state.\n"
-            "const state = $input.first().json;\n"
-            f"const request = ((state) => {{\n{_indent(step.request_js.strip())}\n}})(state);\n"
-            "return [{ json: { ...state, request }, pairedItem: { item: 0 } }];\n",
+            path=path,
+            body=json_body(step.body),
+            key=key,
+            timeout_ms=timeout,
+            onError="continueErrorOutput",
+            notes=("batch: " if step.batch else "") + tiers,
+            notesInFlow=True,
         )
-        key = "={{ $execution.id }}-{{ $itemIndex }}-" + step.key + "-{{ " + this + ".nonce }}"
-        self.http(
-            http, (x + X, y), path=path, body=f"={{{{ JSON.stringify({this}.request) }}}}", key=key, timeout_ms=timeout
+        fallback = self.http(
+            f"{step.title}: mini fallback",
+            (x + FALLBACK_DX, y + FALLBACK_DY),
+            path=path,
+            body=json_body(step.fallback_body),
+            key="={{ $execution.id }}-{{ $itemIndex }}-" + step.key + "-mini-fallback-" + nonce,
+            timeout_ms=timeout,
+            onError="continueRegularOutput",
         )
-        self.add(
-            status,
-            SWITCH,
-            (x + 2 * X, y),
-            {
-                "mode": "rules",
-                "rules": {
-                    "values": [
-                        {
-                            "conditions": conditions(
-                                condition("={{ Number($json.statusCode || 0) }}", NUMBER_GTE, 200),
-                                condition("={{ Number($json.statusCode || 0) }}", NUMBER_LT, 300),
-                            ),
-                            "renameOutput": True,
-                            "outputKey": "2xx",
-                        },
-                        {
-                            "conditions": conditions(
-                                condition("={{ Number($json.statusCode || 0) }}", NUMBER_EQ, 429),
-                            ),
-                            "renameOutput": True,
-                            "outputKey": "429",
-                        },
-                    ]
-                },
-                "options": {"fallbackOutput": "extra", "renameFallbackOutput": "other"},
-            },
-        )
-        self.add(
-            retry,
-            IF,
-            (x + 2 * X, y + Y),
-            {
-                "conditions": conditions(condition("={{ $runIndex }}", NUMBER_LT, MAX_429_ROUNDS)),
-                "options": {},
-            },
-        )
-        self.add(
-            wait,
-            WAIT,
-            (x + X, y + Y),
-            {
-                "resume": "timeInterval",
-                # Retry-After from the service, at least 2^round seconds, at most MAX_WAIT_S.
-                "amount": (
-                    f"={{{{ Math.min({MAX_WAIT_S}, Math.max(Number(($json.headers || {{}})['retry-after']) || 1,"
-                    " Math.pow(2, $runIndex))) }}"
-                ),
-                "unit": "seconds",
-            },
-            webhookId=self.uuid(f"webhook/{wait}"),
-        )
-        if step.batch:
-            fallback_body = (
-                "={{ JSON.stringify({ items: "
-                + this
-                + ".request.items.filter((item, index) => !((($json.body || {}).results || [])[index] || {}).output), "
-                "defaults: Object.assign({}, " + this + ".request.defaults, { tier: 'mini', max_tier: 'mini' }) }) }}"
-            )
-        else:
-            fallback_body = (
-                "={{ JSON.stringify(Object.assign({}, " + this + ".request, { tier: 'mini', max_tier: 'mini' })) }}"
-            )
-        fallback_key = "={{ $execution.id }}-{{ $itemIndex }}-" + step.key + "-mini-fallback-{{ " + this + ".nonce }}"
-        self.http(fallback, (x + 3 * X, y + 2 * Y), path=path, body=fallback_body, key=fallback_key, timeout_ms=timeout)
-        names = {"request": request, "http": http, "wait": wait, "fallback": fallback, "step": f"'{step.key}'"}
-        collect = (BATCH_COLLECT_JS if step.batch else SINGLE_COLLECT_JS).format(**names)
-        result_x = x + (4 if step.batch else 3) * X
-        self.code(
-            result,
-            (result_x, y),
-            f"// Record every call of the '{step.key}' step and apply its answer to the run's state.\n"
-            + RECORD_JS
-            + collect
-            + step.apply_js.strip()
-            + "\nreturn [{ json: state, pairedItem: { item: 0 } }];\n",
-        )
+        self.connect(primary, fallback, 1)
+        self.around(f"## {number}. {step.note.strip()}", [primary, fallback], TIER_COLOR[step.tier])
+        return [(primary, 0), (fallback, 0)]
 
-        self.connect(request, http)
-        self.connect(http, status)
-        if step.batch:
-            self.add(
-                check,
-                IF,
-                (x + 3 * X, y),
-                {
-                    "conditions": conditions(
-                        condition("={{ Number((($json.body || {}).summary || {}).failed) }}", NUMBER_EQ, 0)
-                    ),
-                    "options": {},
-                },
-            )
-            self.connect(status, check, 0)
-            self.connect(check, result, 0)
-            self.connect(check, fallback, 1)
-        else:
-            self.connect(status, result, 0)
-        self.connect(status, retry, 1)
-        self.connect(status, fallback, 2)
-        self.connect(retry, wait, 0)
-        self.connect(retry, fallback, 1)
-        self.connect(wait, http)
-        self.connect(fallback, result)
-        return request, result, result_x + X
-
-    def entry(self, sample: dict[str, Any], read_input_js: str) -> tuple[str, int]:
-        """Webhook and Manual Trigger → Config → Read input; return (Read input, next column x)."""
+    def entry(self, sample: dict[str, Any], read_input_js: str, about: str) -> tuple[Exits, int]:
+        """Manual Trigger → Sample input and Webhook → Config → Read input, under the template's main note."""
+        self.add(MANUAL_NAME, MANUAL, (0, 0), {})
+        self.add(
+            "Sample input",
+            SET,
+            (X, 0),
+            {"mode": "raw", "jsonOutput": json.dumps({"body": sample}, indent=2, ensure_ascii=False), "options": {}},
+        )
         self.add(
             "Webhook",
             WEBHOOK,
-            (0, -Y // 2),
+            (0, Y),
             {
                 "httpMethod": "POST",
                 "path": f"tierwise-{self.slug}",
@@ -436,13 +411,8 @@ class Workflow:
                 "options": {},
             },
             webhookId=self.uuid("webhook/Webhook"),
-        )
-        self.add("Manual Trigger", MANUAL, (0, Y // 2), {})
-        self.add(
-            "Sample input",
-            SET,
-            (X, Y // 2),
-            {"mode": "raw", "jsonOutput": json.dumps({"body": sample}, indent=2, ensure_ascii=False), "options": {}},
+            # n8n's Execute workflow button picks an enabled Webhook over the Manual Trigger; off, it runs the sample.
+            disabled=True,
         )
         self.add(
             "Config",
@@ -467,27 +437,36 @@ class Workflow:
         self.code(
             "Read input",
             (3 * X, 0),
-            "// The webhook's JSON body (or the sample above) becomes the run's state.\n"
+            "// The webhook's JSON body (or the sample) becomes the run's input.\n"
             "const item = $input.first().json;\n"
             "const body = item.body && typeof item.body === 'object' ? item.body : {};\n"
             "// Part of every Idempotency-Key: n8n's retries of a node reuse it, another execution never does.\n"
             "const nonce = Math.random().toString(36).slice(2, 10);\n"
             + read_input_js.strip()
-            + "\nreturn [{ json: { ...state, steps: [], nonce }, pairedItem: { item: 0 } }];\n",
+            + "\nreturn [{ json: { ...input, nonce }, pairedItem: { item: 0 } }];\n",
         )
-        self.connect("Webhook", "Config")
-        self.connect("Manual Trigger", "Sample input")
+        self.connect(MANUAL_NAME, "Sample input")
         self.connect("Sample input", "Config")
+        self.connect("Webhook", "Config")
         self.connect("Config", "Read input")
-        return "Read input", 4 * X
+        self.around(about, [MANUAL_NAME, "Sample input", "Webhook", "Config", "Read input"], YELLOW, header=420)
+        return [("Read input", 0)], 4 * X + 60
 
-    def finish(self, source: str | list[str], x: int, summary_js: str, respond_with: str = "firstIncomingItem") -> None:
-        """Summary (Code) → Respond to Webhook."""
+    def finish(self, exits: Exits, x: int, summary_js: str, respond_with: str = "firstIncomingItem") -> None:
+        """Summary (Code) → Respond to Webhook, under the note on where the cost summary is."""
+        calls = ",\n".join(
+            f"  ...recordsOf('{step.title}', '{step.key}', {str(step.batch).lower()})" for step in self.steps
+        )
         self.code(
             "Summary",
             (x, 0),
             "// The result, every model call that ran ({step, tier, model, cost_usd, status, ...}), the total cost.\n"
-            "const state = $input.first().json;\n" + TOTAL_JS + summary_js.strip() + "\n",
+            + HELPERS_JS
+            + RECORDS_JS
+            + f"const steps = [\n{calls},\n];\n"
+            + TOTAL_JS
+            + summary_js.strip()
+            + "\n",
         )
         self.add(
             "Respond to Webhook",
@@ -495,9 +474,14 @@ class Workflow:
             (x + X, 0),
             {"respondWith": respond_with, "options": {"responseCode": 200}},
         )
-        for name in [source] if isinstance(source, str) else source:
-            self.connect(name, "Summary")
+        self.link(exits, "Summary")
         self.connect("Summary", "Respond to Webhook")
+        self.around(
+            "## Cost summary\nOpen **Summary**: the result, then `steps` — every model call with its "
+            "`tier`, `model` and `cost_usd` — and `total_cost_usd`.\n\nThe Webhook gets the same JSON.",
+            ["Summary", "Respond to Webhook"],
+            ORANGE,
+        )
 
     def document(self) -> dict[str, Any]:
         """The workflow as n8n imports it."""
@@ -505,7 +489,7 @@ class Workflow:
             "id": self.workflow_id,
             "name": self.name,
             "description": self.description,
-            "nodes": self.nodes,
+            "nodes": self.nodes + self.notes,
             "connections": self.connections,
             "settings": {"executionOrder": "v1"},
             "pinData": {},
@@ -514,8 +498,23 @@ class Workflow:
         }
 
 
-def _indent(source: str, prefix: str = "  ") -> str:
-    return "\n".join(prefix + line if line else line for line in source.splitlines())
+def about(title: str, what: str, calls: str) -> str:
+    """The main sticky note: what the template does, the one thing to set up, how to run it, the cost."""
+    return f"""
+# {title}
+{what.strip()}
+
+Model calls: {calls}.
+
+## Set up (once)
+1. **Credential**: *Bearer Auth* named **Tierwise API key**, holding your Tierwise key.
+2. **Base URL**: in **Config**, set `service_url`.
+
+## Run
+**Execute workflow** runs the **Sample input** (edit it to try your own). Every call's cost is in **Summary**.
+
+**Production**: enable the **Webhook** (select it, press *D*), publish, POST the sample's `body` to it.
+"""
 
 
 def summary(template: str, result_js: str) -> str:
@@ -525,6 +524,14 @@ def summary(template: str, result_js: str) -> str:
         + f"\nreturn [{{ json: {{ template: '{template}', result, steps, total_cost_usd }},"
         + " pairedItem: { item: 0 } }];"
     )
+
+
+def read(node: str) -> str:
+    """An expression reading the output of the (single-item) node ``node``."""
+    return f"$('{node}').first().json"
+
+
+INPUT = read("Read input")
 
 
 # -- the templates ----------------------------------------------------------------------------------------
@@ -562,51 +569,75 @@ def support_triage() -> Workflow:
             "Could you refund the duplicate charge?",
         },
         """
-const state = {
-  ticket: {
-    ticket_id: body.ticket_id || null,
-    customer: body.customer || null,
-    subject: String(body.subject || ''),
-    message: String(body.message || ''),
-  },
-};""",
+const input = {
+  ticket_id: body.ticket_id || null,
+  customer: body.customer || null,
+  subject: String(body.subject || ''),
+  message: String(body.message || ''),
+};
+// What the classifiers read.
+input.text = [input.subject, input.message].filter(Boolean).join('\\n\\n');""",
+        about(
+            "Support triage",
+            "Classifies a ticket's **intent** and **urgency** on nano, then: spam is closed with no further call; "
+            "complaints and urgent tickets go to a **judge** on full that decides whether a human takes it now; "
+            "everything else gets a **reply** drafted on mini.",
+            "3 (2 for spam)",
+        ),
     )
-    ticket_text = "[state.ticket.subject, state.ticket.message].filter(Boolean).join('\\n\\n')"
-    intent = Step(
+
+    def classify(key: str, title: str, labels: list[dict[str, str]], note: str) -> Step:
+        return Step(
+            key,
+            title,
+            "classify",
+            {
+                "input": Expr(f"{INPUT}.text"),
+                "labels": labels,
+                "min_confidence": 0.6,
+                "tier": "nano",
+                "max_tier": "mini",
+                "metadata": {
+                    "template": "support-triage",
+                    "step": key,
+                    "ticket_id": Expr(f"{INPUT}.ticket_id"),
+                },
+            },
+            note,
+        )
+
+    intent = classify(
         "intent",
         "Classify Intent",
-        "classify",
-        f"""
-return {{
-  input: {ticket_text},
-  labels: {js(INTENT_LABELS, 2)},
-  min_confidence: 0.6,
-  tier: 'nano',
-  max_tier: 'mini',
-  metadata: {{ template: 'support-triage', step: 'intent', ticket_id: state.ticket.ticket_id }},
-}};""",
-        "state.intent = answer ? answer.output : { label: 'unknown', confidence: null };",
+        INTENT_LABELS,
+        "Intent · nano\nbilling, bug, how_to, complaint or spam. The labels are in the node's JSON body.",
     )
-    urgency = Step(
-        "urgency",
-        "Classify Urgency",
-        "classify",
-        f"""
-return {{
-  input: {ticket_text},
-  labels: {js(URGENCY_LABELS, 2)},
-  min_confidence: 0.6,
-  tier: 'nano',
-  max_tier: 'mini',
-  metadata: {{ template: 'support-triage', step: 'urgency', ticket_id: state.ticket.ticket_id }},
-}};""",
-        "state.urgency = answer ? answer.output : { label: 'unknown', confidence: null };",
-    )
-    first, last, x = wf.step(intent, x, 0)
-    wf.connect(start, first)
-    first, after_urgency, x = wf.step(urgency, x, 0)
-    wf.connect(last, first)
+    urgency = classify("urgency", "Classify Urgency", URGENCY_LABELS, "Urgency · nano\nlow, normal or urgent.")
+    exits = wf.step(intent, x, 0, 1)
+    wf.link(start, intent.title)
+    x += STEP_W
+    after_intent = exits
+    exits = wf.step(urgency, x, 0, 2)
+    wf.link(after_intent, urgency.title)
+    x += STEP_W
 
+    wf.code(
+        "Triage",
+        (x, 0),
+        "// Which way the ticket goes: spam is closed; complaints, urgent tickets and tickets whose intent could\n"
+        "// not be classified are escalated; everything else gets a drafted reply.\n"
+        + HELPERS_JS
+        + f"""const ticket = {INPUT};
+const unknown = {{ label: 'unknown', confidence: null }};
+const intent = (answerOf('Classify Intent') || {{ output: unknown }}).output;
+const urgency = (answerOf('Classify Urgency') || {{ output: unknown }}).output;
+const escalate = ['complaint', 'unknown'].includes(intent.label) || urgency.label === 'urgent';
+const route = intent.label === 'spam' ? 'spam' : escalate ? 'escalate' : 'reply';
+return [{{ json: {{ ...ticket, intent, urgency, route }}, pairedItem: {{ item: 0 }} }}];
+""",
+    )
+    wf.link(exits, "Triage")
+    x += X
     wf.add(
         "Route Ticket",
         SWITCH,
@@ -616,100 +647,107 @@ return {{
             "rules": {
                 "values": [
                     {
-                        "conditions": conditions(condition("={{ $json.intent.label }}", STRING_EQ, "spam")),
+                        "conditions": conditions(condition("={{ $json.route }}", STRING_EQ, route)),
                         "renameOutput": True,
-                        "outputKey": "spam",
-                    },
-                    {
-                        "conditions": conditions(
-                            condition("={{ $json.intent.label }}", STRING_EQ, "complaint"),
-                            condition("={{ $json.intent.label }}", STRING_EQ, "unknown"),
-                            condition("={{ $json.urgency.label }}", STRING_EQ, "urgent"),
-                            combinator="or",
-                        ),
-                        "renameOutput": True,
-                        "outputKey": "escalate",
-                    },
+                        "outputKey": route,
+                    }
+                    for route in ("spam", "escalate")
                 ]
             },
             "options": {"fallbackOutput": "extra", "renameFallbackOutput": "reply"},
         },
     )
-    wf.connect(after_urgency, "Route Ticket")
-    x += X
-
-    wf.code(
-        "Close Spam",
-        (x, -2 * Y),
-        "// Spam is closed without another model call.\n"
-        "const state = $input.first().json;\n"
-        "state.result = { route: 'spam', action: 'close' };\n"
-        "return [{ json: state, pairedItem: { item: 0 } }];\n",
+    wf.connect("Triage", "Route Ticket")
+    wf.around(
+        "## 3. Route\n**Triage** picks the route from the two labels; **Route Ticket** sends the ticket "
+        "one of three ways.",
+        ["Triage", "Route Ticket"],
+        GRAY,
     )
-    wf.connect("Route Ticket", "Close Spam", 0)
+    x += X + 40
 
+    wf.add("Close Spam", NOOP, (x + FALLBACK_DX // 2, -340), {}, notes="no model call", notesInFlow=True)
+    wf.connect("Route Ticket", "Close Spam", 0)
+    wf.around(
+        "### Spam\nNo model call: put your helpdesk's *close* action here.", ["Close Spam"], GRAY, header=120, width=250
+    )
+
+    triage = read("Triage")
     judge = Step(
         "escalation",
         "Judge Escalation",
         "judge",
-        """
-return {
-  input: { subject: state.ticket.subject, message: state.ticket.message },
-  candidate: {
-    intent: state.intent.label,
-    urgency: state.urgency.label,
-    proposal: 'Hand this ticket to a human support lead now instead of answering it automatically.',
-  },
-  criteria: [
-    'The customer is upset, or reports a problem that blocks their work, loses money or loses data.',
-    'An automated reply would not be enough: a human should answer within the hour.',
-  ],
-  tier: 'full',
-  max_tier: 'full',
-  metadata: { template: 'support-triage', step: 'escalation', ticket_id: state.ticket.ticket_id },
-};""",
-        """
-state.result = answer
-  ? { route: 'escalate', action: answer.output.verdict === 'pass' ? 'escalate_to_human' : 'queue_for_agent',
-      verdict: answer.output.verdict, score: answer.output.score, reasons: answer.output.reasons }
-  : { route: 'escalate', action: 'escalate_to_human', verdict: null, score: null,
-      reasons: ['the judge could not be reached; escalated to be safe'] };""",
+        {
+            "input": {"subject": Expr(f"{triage}.subject"), "message": Expr(f"{triage}.message")},
+            "candidate": {
+                "intent": Expr(f"{triage}.intent.label"),
+                "urgency": Expr(f"{triage}.urgency.label"),
+                "proposal": "Hand this ticket to a human support lead now instead of answering it automatically.",
+            },
+            "criteria": [
+                "The customer is upset, or reports a problem that blocks their work, loses money or loses data.",
+                "An automated reply would not be enough: a human should answer within the hour.",
+            ],
+            "tier": "full",
+            "max_tier": "full",
+            "metadata": {"template": "support-triage", "step": "escalation", "ticket_id": Expr(f"{triage}.ticket_id")},
+        },
+        "Escalate? · full\nA judge decides whether a human takes the ticket now.",
     )
-    first, after_judge, _ = wf.step(judge, x, 0)
-    wf.connect("Route Ticket", first, 1)
+    after_judge = wf.step(judge, x, 0, 4)
+    wf.connect("Route Ticket", judge.title, 1)
 
     draft = Step(
         "reply",
         "Draft Reply",
         "draft",
-        """
-return {
-  input: { subject: state.ticket.subject, message: state.ticket.message, intent: state.intent.label,
-           urgency: state.urgency.label },
-  instructions: 'Write the support reply to this ticket: friendly, specific to what the customer wrote, at most '
-    + 'five sentences, signed "The Support Team". Do not promise refunds or dates; say what happens next.',
-  format: 'text',
-  max_words: 150,
-  tier: 'mini',
-  max_tier: 'mini',
-  metadata: { template: 'support-triage', step: 'reply', ticket_id: state.ticket.ticket_id },
-};""",
-        """
-state.result = answer
-  ? { route: 'reply', action: 'send_reply', reply: answer.output.text }
-  : { route: 'reply', action: 'escalate_to_human', reply: null };""",
+        {
+            "input": {
+                "subject": Expr(f"{triage}.subject"),
+                "message": Expr(f"{triage}.message"),
+                "intent": Expr(f"{triage}.intent.label"),
+                "urgency": Expr(f"{triage}.urgency.label"),
+            },
+            "instructions": "Write the support reply to this ticket: friendly, specific to what the customer wrote, "
+            'at most five sentences, signed "The Support Team". Do not promise refunds or dates; say what happens '
+            "next.",
+            "format": "text",
+            "max_words": 150,
+            "tier": "mini",
+            "max_tier": "mini",
+            "metadata": {"template": "support-triage", "step": "reply", "ticket_id": Expr(f"{triage}.ticket_id")},
+        },
+        "Reply · mini\nThe reply to send; the instructions are in the node's JSON body.",
     )
-    first, after_draft, x = wf.step(draft, x, 3 * Y)
-    wf.connect("Route Ticket", first, 2)
+    after_draft = wf.step(draft, x, 520, 5)
+    wf.connect("Route Ticket", draft.title, 2)
+    x += STEP_W + 40
 
     wf.finish(
-        ["Close Spam", after_judge, after_draft],
+        [("Close Spam", 0), *after_judge, *after_draft],
         x,
         summary(
             "support-triage",
-            """
-const result = Object.assign({ ticket_id: state.ticket.ticket_id, intent: state.intent, urgency: state.urgency },
-  state.result);""",
+            f"""
+const triage = {triage};
+const ticket = {{ ticket_id: triage.ticket_id, intent: triage.intent, urgency: triage.urgency }};
+let result;
+if (triage.route === 'spam') {{
+  result = {{ ...ticket, route: 'spam', action: 'close' }};
+}} else if (triage.route === 'escalate') {{
+  const verdict = answerOf('Judge Escalation');
+  result = verdict
+    ? {{ ...ticket, route: 'escalate',
+        action: verdict.output.verdict === 'pass' ? 'escalate_to_human' : 'queue_for_agent',
+        verdict: verdict.output.verdict, score: verdict.output.score, reasons: verdict.output.reasons }}
+    : {{ ...ticket, route: 'escalate', action: 'escalate_to_human', verdict: null, score: null,
+        reasons: ['the judge could not be reached; escalated to be safe'] }};
+}} else {{
+  const reply = answerOf('Draft Reply');
+  result = reply
+    ? {{ ...ticket, route: 'reply', action: 'send_reply', reply: reply.output.text }}
+    : {{ ...ticket, route: 'reply', action: 'escalate_to_human', reply: null }};
+}}""",
         ),
     )
     return wf
@@ -747,12 +785,19 @@ def document_extraction() -> Workflow:
         """
 // {"documents": [{"id": "...", "text": "..."}, ...]}
 const documents = Array.isArray(body.documents) ? body.documents : [];
-const state = {
+const input = {
   documents: documents.map((doc, index) => ({
     id: String(doc.id || 'doc-' + (index + 1)),
     text: String(doc.text || ''),
   })),
 };""",
+        about(
+            "Document extraction",
+            "Extracts invoice fields (vendor, number, date, total, currency) from many documents with a "
+            "**JSON Schema**, in **one** batch call on nano. The output has one item per document with its "
+            "fields, tier and cost.",
+            "1 HTTP call, 1 run per document",
+        ),
     )
     schema = {
         "type": "object",
@@ -769,48 +814,50 @@ const state = {
         "extract",
         "Extract Fields",
         "extract",
-        f"""
-// The fields to extract: edit this JSON Schema (object root; see docs/protocol.md for what is accepted).
-const schema = {js(schema)};
-return {{
-  items: state.documents.map((doc) => ({{ input: doc.text, metadata: {{ document_id: doc.id }} }})),
-  defaults: {{
-    schema,
-    instructions: 'Copy values exactly as written in the document; amounts as plain numbers.',
-    tier: 'nano',
-    max_tier: 'mini',
-    metadata: {{ template: 'document-extraction', step: 'extract' }},
-  }},
-}};""",
-        "state.answers = answers;",
+        {
+            "items": Expr(
+                f"{INPUT}.documents.map((doc) => ({{ input: doc.text, metadata: {{ document_id: doc.id }} }}))"
+            ),
+            "defaults": {
+                "schema": schema,
+                "instructions": "Copy values exactly as written in the document; amounts as plain numbers.",
+                "tier": "nano",
+                "max_tier": "mini",
+                "metadata": {"template": "document-extraction", "step": "extract"},
+            },
+        },
+        "Extract · nano, batch\nOne call for every document. The fields are the JSON Schema in the node's "
+        "JSON body: edit it to extract other fields.",
         batch=True,
     )
-    first, last, x = wf.step(extract, x, 0)
-    wf.connect(start, first)
+    exits = wf.step(extract, x, 0, 1)
+    wf.link(start, extract.title)
+    x += STEP_W + 40
     wf.finish(
-        last,
+        exits,
         x,
-        """
+        f"""
 // One output item per document: its fields, tier, model, cost and every call made for it.
-return state.documents.map((doc, index) => {
-  const answer = state.answers[index];
+const documents = {INPUT}.documents;
+const answers = answersOf('Extract Fields', documents.length);
+return documents.map((doc, index) => {{
+  const answer = answers[index];
   const calls = steps.filter((step) => step.item === index || step.item === null);
-  const pico = picodollars(calls);
-  return {
-    json: {
+  return {{
+    json: {{
       template: 'document-extraction',
       document_id: doc.id,
       status: answer ? 'ok' : 'failed',
       fields: answer ? answer.output : null,
       tier: answer ? answer.tier : null,
       model: answer ? answer.model : null,
-      cost_usd: Number((pico / 1e12).toFixed(12)),
+      cost_usd: Number((picodollars(calls) / 1e12).toFixed(12)),
       steps: calls,
       total_cost_usd,
-    },
-    pairedItem: { item: 0 },
-  };
-});""",
+    }},
+    pairedItem: {{ item: 0 }},
+  }};
+}});""",
         respond_with="allIncomingItems",
     )
     return wf
@@ -839,107 +886,142 @@ def pr_review() -> Workflow:
             "+    return HttpResponse(out, content_type='text/csv')\n",
         },
         """
-const state = {
-  pr: {
-    repository: body.repository || null,
-    pr_number: body.pr_number || null,
-    title: String(body.title || ''),
-    diff: String(body.diff || ''),
-  },
+const input = {
+  repository: body.repository || null,
+  pr_number: body.pr_number || null,
+  title: String(body.title || ''),
+  diff: String(body.diff || ''),
   // One review comment is drafted per risk area.
   areas: ['security', 'performance', 'correctness'],
 };""",
+        about(
+            "PR review",
+            "Drafts one **review comment** per risk area (security, performance, correctness) on mini, "
+            "classifies each comment's **severity** (blocker, major, minor, nit) on nano, and has a **judge** "
+            "on full check the whole review.",
+            "3 + 3 + 1",
+        ),
     )
     drafts = Step(
         "review",
         "Draft Reviews",
         "draft",
-        """
-// One batch item per risk area.
-return {
-  items: state.areas.map((area) => ({
-    input: { title: state.pr.title, diff: state.pr.diff },
-    instructions: 'Review this pull request for ' + area + ' risks only. Write one review comment: name the '
-      + 'line or construct, explain the risk, and suggest a fix. If there is no ' + area + ' risk, say so.',
-    metadata: { template: 'pr-review', step: 'review', area },
-  })),
-  defaults: { format: 'text', max_words: 120, tier: 'mini', max_tier: 'mini' },
-};""",
-        """
-state.comments = state.areas.map((area, index) => ({
-  area,
-  comment: answers[index] ? answers[index].output.text : null,
-}));""",
+        {
+            "items": Expr(
+                f"{INPUT}.areas.map((area) => ({{\n"
+                f"    input: {{ title: {INPUT}.title, diff: {INPUT}.diff }},\n"
+                "    instructions: 'Review this pull request for ' + area + ' risks only. Write one review comment: '\n"
+                "      + 'name the line or construct, explain the risk, and suggest a fix. If there is no ' + area\n"
+                "      + ' risk, say so.',\n"
+                "    metadata: { template: 'pr-review', step: 'review', area },\n"
+                "  }))"
+            ),
+            "defaults": {"format": "text", "max_words": 120, "tier": "mini", "max_tier": "mini"},
+        },
+        "Review comments · mini, batch\nOne comment per risk area, in one call.",
         batch=True,
     )
+    exits = wf.step(drafts, x, 0, 1)
+    wf.link(start, drafts.title)
+    x += STEP_W
+    # The drafted comments come in as this step's input ($json: the draft batch's answer, each result
+    # carrying its area in the metadata it was sent with).
     severity = Step(
         "severity",
         "Classify Severity",
         "classify",
-        """
-const drafted = state.comments.filter((entry) => entry.comment);
-return {
-  items: (drafted.length ? drafted : state.comments).map((entry) => ({
-    input: entry.area + ' review comment: ' + (entry.comment || '(no comment could be drafted)'),
-    metadata: { template: 'pr-review', step: 'severity', area: entry.area },
-  })),
-  defaults: {
-    labels: [
-      { name: 'blocker', description: 'must be fixed before merging' },
-      { name: 'major', description: 'should be fixed in this pull request' },
-      { name: 'minor', description: 'worth fixing, not urgent' },
-      { name: 'nit', description: 'style or preference' },
-    ],
-    min_confidence: 0.6,
-    tier: 'nano',
-    max_tier: 'mini',
-  },
-};""",
-        """
-const drafted = state.comments.filter((entry) => entry.comment);
-const classified = drafted.length ? drafted : state.comments;
-classified.forEach((entry, index) => {
-  entry.severity = answers[index] ? answers[index].output.label : null;
-  entry.confidence = answers[index] ? answers[index].output.confidence : null;
-});""",
+        {
+            "items": Expr(
+                "(($json.body || {}).results || []).filter((result) => result.output).map((result) => ({\n"
+                "    input: result.metadata.area + ' review comment: ' + result.output.text,\n"
+                "    metadata: { template: 'pr-review', step: 'severity', area: result.metadata.area },\n"
+                "  }))"
+            ),
+            "defaults": {
+                "labels": [
+                    {"name": "blocker", "description": "must be fixed before merging"},
+                    {"name": "major", "description": "should be fixed in this pull request"},
+                    {"name": "minor", "description": "worth fixing, not urgent"},
+                    {"name": "nit", "description": "style or preference"},
+                ],
+                "min_confidence": 0.6,
+                "tier": "nano",
+                "max_tier": "mini",
+            },
+        },
+        "Severity · nano, batch\nblocker, major, minor or nit, for each drafted comment.",
         batch=True,
     )
+    after_drafts = exits
+    exits = wf.step(severity, x, 0, 2)
+    wf.link(after_drafts, severity.title)
+    x += STEP_W
+    wf.code(
+        "Assemble Review",
+        (x, 0),
+        "// The review: every area's comment with its severity; a blocker means 'request changes'.\n"
+        + HELPERS_JS
+        + f"""const pr = {INPUT};
+const drafts = answersOf('Draft Reviews', pr.areas.length);
+const comments = pr.areas.map((area, index) => ({{
+  area,
+  comment: drafts[index] ? drafts[index].output.text : null,
+  severity: null,
+  confidence: null,
+}}));
+// Only drafted comments were classified, in this order.
+const drafted = comments.filter((entry) => entry.comment);
+answersOf('Classify Severity', drafted.length).forEach((answer, index) => {{
+  drafted[index].severity = answer ? answer.output.label : null;
+  drafted[index].confidence = answer ? answer.output.confidence : null;
+}});
+const recommendation = comments.some((entry) => entry.severity === 'blocker') ? 'request_changes' : 'comment';
+return [{{ json: {{ repository: pr.repository, pr_number: pr.pr_number, title: pr.title, diff: pr.diff, comments,
+  recommendation }}, pairedItem: {{ item: 0 }} }}];
+""",
+    )
+    wf.link(exits, "Assemble Review")
+    wf.around("### Assemble\nComments and severities; a blocker means *request changes*.", ["Assemble Review"], GRAY)
+    x += X + 40
+    review = read("Assemble Review")
     judge = Step(
         "verdict",
         "Judge Review",
         "judge",
-        """
-return {
-  input: { title: state.pr.title, diff: state.pr.diff },
-  candidate: { comments: state.comments },
-  criteria: [
-    'Every comment points at a concrete line or construct in the diff.',
-    'Each severity matches the risk the comment describes.',
-    'No serious security, performance or correctness problem in the diff is missed.',
-  ],
-  tier: 'full',
-  max_tier: 'full',
-  metadata: { template: 'pr-review', step: 'verdict', pr_number: state.pr.pr_number },
-};""",
-        "state.verdict = answer ? answer.output : null;",
+        {
+            "input": {"title": Expr(f"{review}.title"), "diff": Expr(f"{review}.diff")},
+            "candidate": {"comments": Expr(f"{review}.comments")},
+            "criteria": [
+                "Every comment points at a concrete line or construct in the diff.",
+                "Each severity matches the risk the comment describes.",
+                "No serious security, performance or correctness problem in the diff is missed.",
+            ],
+            "tier": "full",
+            "max_tier": "full",
+            "metadata": {"template": "pr-review", "step": "verdict", "pr_number": Expr(f"{review}.pr_number")},
+        },
+        "Judge · full\nIs the review right and complete?",
     )
-    last, x = wf.chain(start, [drafts, severity, judge], x)
+    exits = wf.step(judge, x, 0, 3)
+    wf.connect("Assemble Review", judge.title)
+    x += STEP_W + 40
     wf.finish(
-        last,
+        exits,
         x,
         summary(
             "pr-review",
-            """
-const blocking = state.comments.some((entry) => entry.severity === 'blocker');
-const result = {
-  repository: state.pr.repository,
-  pr_number: state.pr.pr_number,
-  comments: state.comments,
-  recommendation: blocking ? 'request_changes' : 'comment',
-  verdict: state.verdict ? state.verdict.verdict : null,
-  score: state.verdict ? state.verdict.score : null,
-  reasons: state.verdict ? state.verdict.reasons : [],
-};""",
+            f"""
+const review = {review};
+const verdict = answerOf('Judge Review');
+const result = {{
+  repository: review.repository,
+  pr_number: review.pr_number,
+  comments: review.comments,
+  recommendation: review.recommendation,
+  verdict: verdict ? verdict.output.verdict : null,
+  score: verdict ? verdict.output.score : null,
+  reasons: verdict ? verdict.output.reasons : [],
+}};""",
         ),
     )
     return wf
@@ -986,7 +1068,7 @@ def research_synthesis() -> Workflow:
         """
 // {"question": "...", "sources": [{"id", "title", "text"}, ...], "keep": 3}
 const sources = Array.isArray(body.sources) ? body.sources : [];
-const state = {
+const input = {
   question: String(body.question || ''),
   sources: sources.map((source, index) => ({
     id: String(source.id || 'S' + (index + 1)),
@@ -996,6 +1078,12 @@ const state = {
   // How many of the best-ranked sources the synthesis uses.
   keep: Number(body.keep) || 3,
 };""",
+        about(
+            "Research synthesis",
+            "Extracts each source's **claim, stance and relevance** on nano (one batch call), keeps the best "
+            "three, drafts a **cited synthesis** on mini and has a **judge** on full check it.",
+            "one per source + 1 + 1",
+        ),
     )
     schema = {
         "type": "object",
@@ -1010,83 +1098,110 @@ const state = {
         "sources",
         "Extract Sources",
         "extract",
-        f"""
-const schema = {js(schema)};
-return {{
-  items: state.sources.map((source) => ({{
-    input: {{ question: state.question, source: source.title + ': ' + source.text }},
-    metadata: {{ source_id: source.id }},
-  }})),
-  defaults: {{
-    schema,
-    instructions: 'Relevance: 1 when the source bears directly on the question, 0 when it has nothing to do with it.',
-    tier: 'nano',
-    max_tier: 'mini',
-    metadata: {{ template: 'research-synthesis', step: 'sources' }},
-  }},
-}};""",
-        """
-// Rank by relevance; keep the best few for the synthesis.
-state.ranked = state.sources
-  .map((source, index) => Object.assign({ id: source.id, title: source.title, text: source.text },
-    answers[index] ? answers[index].output : { claim: null, stance: null, relevance: null }))
-  .filter((source) => source.relevance !== null)
-  .sort((a, b) => b.relevance - a.relevance)
-  .slice(0, state.keep);""",
+        {
+            "items": Expr(
+                f"{INPUT}.sources.map((source) => ({{\n"
+                f"    input: {{ question: {INPUT}.question, source: source.title + ': ' + source.text }},\n"
+                "    metadata: { source_id: source.id },\n"
+                "  }))"
+            ),
+            "defaults": {
+                "schema": schema,
+                "instructions": "Relevance: 1 when the source bears directly on the question, 0 when it has "
+                "nothing to do with it.",
+                "tier": "nano",
+                "max_tier": "mini",
+                "metadata": {"template": "research-synthesis", "step": "sources"},
+            },
+        },
+        "Sources · nano, batch\nClaim, stance and relevance of every source, in one call.",
         batch=True,
     )
+    exits = wf.step(sources, x, 0, 1)
+    wf.link(start, sources.title)
+    x += STEP_W
+    wf.code(
+        "Rank Sources",
+        (x, 0),
+        "// Rank the sources by relevance and keep the best few for the synthesis.\n"
+        + HELPERS_JS
+        + f"""const input = {INPUT};
+const answers = answersOf('Extract Sources', input.sources.length);
+const ranked = input.sources
+  .map((source, index) => Object.assign({{ id: source.id, title: source.title, text: source.text }},
+    answers[index] ? answers[index].output : {{ claim: null, stance: null, relevance: null }}))
+  .filter((source) => source.relevance !== null)
+  .sort((a, b) => b.relevance - a.relevance)
+  .slice(0, input.keep);
+return [{{ json: {{ question: input.question, ranked }}, pairedItem: {{ item: 0 }} }}];
+""",
+    )
+    wf.link(exits, "Rank Sources")
+    wf.around("### Rank\nThe most relevant sources, best first.", ["Rank Sources"], GRAY)
+    x += X + 40
+    ranked = read("Rank Sources")
     draft = Step(
         "synthesis",
         "Draft Synthesis",
         "draft",
-        """
-return {
-  input: { question: state.question, sources: state.ranked },
-  instructions: 'Answer the question from these sources only, in one or two short paragraphs. Cite every claim '
-    + 'with its source id in brackets, e.g. [S1], and say where the sources disagree.',
-  format: 'text',
-  max_words: 200,
-  tier: 'mini',
-  max_tier: 'mini',
-  metadata: { template: 'research-synthesis', step: 'synthesis' },
-};""",
-        "state.synthesis = answer ? answer.output.text : null;",
+        {
+            "input": {"question": Expr(f"{ranked}.question"), "sources": Expr(f"{ranked}.ranked")},
+            "instructions": "Answer the question from these sources only, in one or two short paragraphs. Cite "
+            "every claim with its source id in brackets, e.g. [S1], and say where the sources disagree.",
+            "format": "text",
+            "max_words": 200,
+            "tier": "mini",
+            "max_tier": "mini",
+            "metadata": {"template": "research-synthesis", "step": "synthesis"},
+        },
+        "Synthesis · mini\nA cited answer from the kept sources.",
     )
+    exits = wf.step(draft, x, 0, 2)
+    wf.connect("Rank Sources", draft.title)
+    x += STEP_W
+    # The synthesis comes in as this step's input ($json: the draft's answer, or {error} when it failed).
     judge = Step(
         "verdict",
         "Judge Synthesis",
         "judge",
-        """
-return {
-  input: { question: state.question, sources: state.ranked },
-  candidate: state.synthesis || '(no synthesis could be drafted)',
-  criteria: [
-    'Every claim is supported by a cited source.',
-    'It answers the question directly.',
-    'It says where the sources disagree.',
-  ],
-  tier: 'full',
-  max_tier: 'full',
-  metadata: { template: 'research-synthesis', step: 'verdict' },
-};""",
-        "state.verdict = answer ? answer.output : null;",
+        {
+            "input": {"question": Expr(f"{ranked}.question"), "sources": Expr(f"{ranked}.ranked")},
+            "candidate": Expr(
+                "$json.body && $json.body.output ? $json.body.output.text : '(no synthesis could be drafted)'"
+            ),
+            "criteria": [
+                "Every claim is supported by a cited source.",
+                "It answers the question directly.",
+                "It says where the sources disagree.",
+            ],
+            "tier": "full",
+            "max_tier": "full",
+            "metadata": {"template": "research-synthesis", "step": "verdict"},
+        },
+        "Judge · full\nIs every claim cited and supported?",
     )
-    last, x = wf.chain(start, [sources, draft, judge], x)
+    after_draft = exits
+    exits = wf.step(judge, x, 0, 3)
+    wf.link(after_draft, judge.title)
+    x += STEP_W + 40
     wf.finish(
-        last,
+        exits,
         x,
         summary(
             "research-synthesis",
-            """
-const result = {
-  question: state.question,
-  sources: state.ranked.map((source) => ({ id: source.id, title: source.title, claim: source.claim,
-    stance: source.stance, relevance: source.relevance })),
-  synthesis: state.synthesis,
-  verdict: state.verdict ? state.verdict.verdict : null,
-  score: state.verdict ? state.verdict.score : null,
-  reasons: state.verdict ? state.verdict.reasons : [],
-};""",
+            f"""
+const ranked = {ranked};
+const synthesis = answerOf('Draft Synthesis');
+const verdict = answerOf('Judge Synthesis');
+const result = {{
+  question: ranked.question,
+  sources: ranked.ranked.map((source) => ({{ id: source.id, title: source.title, claim: source.claim,
+    stance: source.stance, relevance: source.relevance }})),
+  synthesis: synthesis ? synthesis.output.text : null,
+  verdict: verdict ? verdict.output.verdict : null,
+  score: verdict ? verdict.output.score : null,
+  reasons: verdict ? verdict.output.reasons : [],
+}};""",
         ),
     )
     return wf
@@ -1108,11 +1223,17 @@ def content_pipeline() -> Workflow:
             "tone": "friendly and concise",
         },
         """
-const state = {
+const input = {
   brief: String(body.brief || ''),
   audience: String(body.audience || 'customers'),
   tone: String(body.tone || 'friendly'),
 };""",
+        about(
+            "Content pipeline",
+            "Drafts a **title and body** on mini, has a **judge** on full review them, **revises** once on mini "
+            "with the judge's reasons when the verdict is *fail*, and tags the **topic** on nano.",
+            "3, or 4 with a revision",
+        ),
     )
     schema = {
         "type": "object",
@@ -1122,110 +1243,135 @@ const state = {
         },
         "required": ["title", "body"],
     }
-    criteria = [
-        "The title is specific and under 90 characters.",
-        "The body explains what changed and why it matters to the audience.",
-        "The tone matches the brief and there are no unsupported claims.",
-    ]
+    brief = {"brief": Expr(f"{INPUT}.brief"), "audience": Expr(f"{INPUT}.audience"), "tone": Expr(f"{INPUT}.tone")}
     draft = Step(
         "draft",
         "Draft Content",
         "draft",
-        f"""
-return {{
-  input: {{ brief: state.brief, audience: state.audience, tone: state.tone }},
-  instructions: 'Write the announcement: a title and a body of two or three short paragraphs.',
-  format: 'json',
-  schema: {js(schema, 2)},
-  tier: 'mini',
-  max_tier: 'mini',
-  metadata: {{ template: 'content-pipeline', step: 'draft' }},
-}};""",
-        "state.content = answer ? answer.output : null;\nstate.revised = false;",
+        {
+            "input": brief,
+            "instructions": "Write the announcement: a title and a body of two or three short paragraphs.",
+            "format": "json",
+            "schema": schema,
+            "tier": "mini",
+            "max_tier": "mini",
+            "metadata": {"template": "content-pipeline", "step": "draft"},
+        },
+        "Draft · mini\nA title and a body (JSON with a schema).",
     )
+    exits = wf.step(draft, x, 0, 1)
+    wf.link(start, draft.title)
+    x += STEP_W
+    # The draft comes in as this step's input ($json: the draft's answer, or {error} when it failed).
     judge = Step(
         "review",
         "Judge Content",
         "judge",
-        f"""
-return {{
-  input: {{ brief: state.brief, audience: state.audience, tone: state.tone }},
-  candidate: state.content || '(no draft could be written)',
-  criteria: {js(criteria, 2)},
-  tier: 'full',
-  max_tier: 'full',
-  metadata: {{ template: 'content-pipeline', step: 'review' }},
-}};""",
-        "state.review = answer ? answer.output : null;",
+        {
+            "input": brief,
+            "candidate": Expr("$json.body && $json.body.output ? $json.body.output : '(no draft could be written)'"),
+            "criteria": [
+                "The title is specific and under 90 characters.",
+                "The body explains what changed and why it matters to the audience.",
+                "The tone matches the brief and there are no unsupported claims.",
+            ],
+            "tier": "full",
+            "max_tier": "full",
+            "metadata": {"template": "content-pipeline", "step": "review"},
+        },
+        "Judge · full\npass or fail, with reasons.",
     )
-    revise = Step(
-        "revision",
-        "Revise Content",
-        "draft",
-        f"""
-return {{
-  input: {{ brief: state.brief, audience: state.audience, tone: state.tone, draft: state.content }},
-  instructions: 'Revise the draft so that it fixes every problem a reviewer found:\\n- '
-    + state.review.reasons.join('\\n- '),
-  format: 'json',
-  schema: {js(schema, 2)},
-  tier: 'mini',
-  max_tier: 'mini',
-  metadata: {{ template: 'content-pipeline', step: 'revision' }},
-}};""",
-        "if (answer) {\n  state.content = answer.output;\n  state.revised = true;\n}",
+    after_draft = exits
+    exits = wf.step(judge, x, 0, 2)
+    wf.link(after_draft, judge.title)
+    x += STEP_W
+    wf.code(
+        "Read Verdict",
+        (x, 0),
+        "// The draft and the judge's verdict on it.\n"
+        + HELPERS_JS
+        + """const draft = answerOf('Draft Content');
+const review = answerOf('Judge Content');
+return [{ json: { content: draft ? draft.output : null, review: review ? review.output : null },
+  pairedItem: { item: 0 } }];
+""",
     )
-    topic = Step(
-        "topic",
-        "Classify Topic",
-        "classify",
-        """
-return {
-  input: state.content ? state.content.title + '\\n\\n' + state.content.body : state.brief,
-  labels: ['product_update', 'how_to', 'company_news', 'promotion', 'security'],
-  min_confidence: 0.6,
-  tier: 'nano',
-  max_tier: 'mini',
-  metadata: { template: 'content-pipeline', step: 'topic' },
-};""",
-        "state.topic = answer ? answer.output : null;",
-    )
-    first, last, x = wf.step(draft, x, 0)
-    wf.connect(start, first)
-    first, after_judge, x = wf.step(judge, x, 0)
-    wf.connect(last, first)
+    wf.link(exits, "Read Verdict")
     wf.add(
         "Verdict Fail?",
         IF,
-        (x, 0),
+        (x + X, 0),
         {
             "conditions": conditions(condition("={{ ($json.review || {}).verdict || '' }}", STRING_EQ, "fail")),
             "options": {},
         },
     )
-    wf.connect(after_judge, "Verdict Fail?")
-    x += X
-    first, after_revision, _ = wf.step(revise, x, -3 * Y)
-    wf.connect("Verdict Fail?", first, 0)
-    x += 4 * X
-    first, last, x = wf.step(topic, x, 0)
-    wf.connect("Verdict Fail?", first, 1)
-    wf.connect(after_revision, first)
+    wf.connect("Read Verdict", "Verdict Fail?")
+    wf.around("## 3. Fail?\nA failed draft is revised once.", ["Read Verdict", "Verdict Fail?"], GRAY)
+    x += 2 * X + 40
+    verdict = read("Read Verdict")
+    revise = Step(
+        "revision",
+        "Revise Content",
+        "draft",
+        {
+            "input": {**brief, "draft": Expr(f"{verdict}.content")},
+            "instructions": Expr(
+                "'Revise the draft so that it fixes every problem a reviewer found:\\n- ' + "
+                f"{verdict}.review.reasons.join('\\n- ')"
+            ),
+            "format": "json",
+            "schema": schema,
+            "tier": "mini",
+            "max_tier": "mini",
+            "metadata": {"template": "content-pipeline", "step": "revision"},
+        },
+        "Revise · mini\nOnce, with the judge's reasons.",
+    )
+    after_revision = wf.step(revise, x, -520, 4)
+    wf.connect("Verdict Fail?", revise.title, 0)
+    x += STEP_W
+    # The content comes in as this step's input: the revision's answer, or (no revision) Read Verdict's draft.
+    topic = Step(
+        "topic",
+        "Classify Topic",
+        "classify",
+        {
+            "input": Expr(
+                f"((content) => content ? content.title + '\\n\\n' + content.body : {INPUT}.brief)"
+                f"(($json.body && $json.body.output) || {verdict}.content)"
+            ),
+            "labels": ["product_update", "how_to", "company_news", "promotion", "security"],
+            "min_confidence": 0.6,
+            "tier": "nano",
+            "max_tier": "mini",
+            "metadata": {"template": "content-pipeline", "step": "topic"},
+        },
+        "Topic · nano\nA tag for the final content.",
+    )
+    exits = wf.step(topic, x, 0, 5)
+    wf.connect("Verdict Fail?", topic.title, 1)
+    wf.link(after_revision, topic.title)
+    x += STEP_W + 40
     wf.finish(
-        last,
+        exits,
         x,
         summary(
             "content-pipeline",
-            """
-const result = {
-  title: state.content ? state.content.title : null,
-  body: state.content ? state.content.body : null,
-  revised: state.revised,
-  verdict: state.review ? state.review.verdict : null,
-  score: state.review ? state.review.score : null,
-  reasons: state.review ? state.review.reasons : [],
-  topic: state.topic ? state.topic.label : null,
-};""",
+            f"""
+const verdict = {verdict};
+const revision = answerOf('Revise Content');
+const content = revision ? revision.output : verdict.content;
+const topic = answerOf('Classify Topic');
+const result = {{
+  title: content ? content.title : null,
+  body: content ? content.body : null,
+  revised: revision !== null,
+  verdict: verdict.review ? verdict.review.verdict : null,
+  score: verdict.review ? verdict.review.score : null,
+  reasons: verdict.review ? verdict.review.reasons : [],
+  topic: topic ? topic.output.label : null,
+}};""",
         ),
     )
     return wf

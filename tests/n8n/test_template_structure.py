@@ -12,8 +12,11 @@ Three layers, none needing n8n:
   these settings, literal option values are allowed, collections hold known keys, credentials are ones
   the node takes.
 * the templates' own contract: Config holds the URL once, the key only through the credential, every
-  service call has a timeout, full responses that never error, an Idempotency-Key, Retry On Fail, a
-  status Switch, a 429 wait loop and a mini fallback that rejoins the main path; both triggers; a Summary.
+  service call has a timeout, ``Prefer: wait=60``, an Idempotency-Key and Retry On Fail; every LLM step
+  is two nodes, its error output leading to a mini fallback with the same body on mini, no Wait loop,
+  edges only left to right; sticky notes say what the template does, what to set up, how to run the
+  sample and where the cost summary is, one note per step; the Manual Trigger is the default run (the
+  Webhook ships disabled); both triggers reach the Summary.
 """
 
 from __future__ import annotations
@@ -517,6 +520,14 @@ def test_template_passes_the_node_rules_of_every_tested_release(
     assert node_type_problems(templates[name], release) == []
 
 
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_every_node_is_on_the_newest_version_both_releases_have(name: str, templates: dict[str, Any]) -> None:
+    releases = [Catalog(json.loads(path.read_text(encoding="utf-8"))) for path in FIXTURES.values()]
+    for node in templates[name]["nodes"]:
+        shared = set.intersection(*(set(release.versions(node["type"])) for release in releases))
+        assert node["typeVersion"] == max(shared), (node["name"], node["type"], sorted(shared))
+
+
 def test_fixture_covers_exactly_the_node_types_used(catalog: Catalog) -> None:
     assert {entry["name"] for entry in catalog.entries} == used_types()
     assert catalog.versions("n8n-nodes-base.httpRequest") == [1, 2, 3, 4, 4.1, 4.2, 4.3, 4.4]
@@ -539,7 +550,7 @@ def test_workflow_ids_settings_and_node_ids(name: str, templates: dict[str, Any]
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
 def test_no_key_in_any_file(name: str) -> None:
     text = (TEMPLATE_DIR / name).read_text(encoding="utf-8")
-    assert not re.search(r"(?i)bearer\s+[A-Za-z0-9._~+/-]", text)
+    assert not re.search(r"(?i)bearer\s+(?!auth\b)[A-Za-z0-9._~+/-]", text)  # "Bearer Auth" is n8n's credential type
     assert not re.search(r"(?i)authorization|x-api-key|sk-[A-Za-z0-9]|\"token\"|\"apiKey\"", text)
     assert "test-client-key" not in text
 
@@ -560,78 +571,162 @@ def test_config_holds_the_service_url_once(name: str, templates: dict[str, Any])
         assert node["parameters"]["url"].startswith("={{ $('Config').item.json.service_url }}/v1/nodes/")
 
 
+def json_body_text(node: dict[str, Any]) -> str:
+    """A JSON body with each ``{{ ... }}`` expression replaced by ``null``: what must be valid JSON around them."""
+    body = node["parameters"]["jsonBody"]
+    assert body.startswith("={")
+    return re.sub(r"\{\{ JSON\.stringify\((?:(?!\}\}).)*\) \}\}", "null", body[1:], flags=re.DOTALL)
+
+
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
-def test_every_service_call_is_safe_to_retry_and_reads_statuses(name: str, templates: dict[str, Any]) -> None:
+def test_every_service_call_waits_for_its_window_is_safe_to_retry_and_fails_to_an_error_output(
+    name: str, templates: dict[str, Any]
+) -> None:
     for node in service_calls(templates[name]):
         parameters = node["parameters"]
-        assert node["typeVersion"] == 4.2
+        assert node["typeVersion"] == 4.4
         assert node["credentials"] == CREDENTIAL
         assert (parameters["authentication"], parameters["genericAuthType"]) == (
             "genericCredentialType",
             "httpBearerAuth",
         )
-        assert isinstance(parameters["options"]["timeout"], int) and 0 < parameters["options"]["timeout"] <= 600_000
+        batch = parameters["url"].endswith("/batch")
+        # Prefer: wait may hold a call 60 s before its run (120 s, or the batch's) starts.
+        assert parameters["options"]["timeout"] == (660_000 if batch else 190_000)
         response = parameters["options"]["response"]["response"]
-        assert response["fullResponse"] is True and response["neverError"] is True
-        (header,) = parameters["headerParameters"]["parameters"]
-        assert header["name"] == "Idempotency-Key"
-        step = header["value"].split("-{{ $itemIndex }}-")[1].split("-{{")[0]
-        assert header["value"].startswith("={{ $execution.id }}-{{ $itemIndex }}-") and step
-        assert (node["retryOnFail"], node["maxTries"], node["waitBetweenTries"]) == (True, 3, 2000)
-        assert node["onError"] == "continueRegularOutput"
-        assert parameters["method"] == "POST" and parameters["jsonBody"].startswith("={{ JSON.stringify(")
+        assert response == {"fullResponse": True, "responseFormat": "json"}  # a non-2xx status is an error
+        key, prefer = parameters["headerParameters"]["parameters"]
+        assert prefer == {"name": "Prefer", "value": "wait=60"}
+        assert key["name"] == "Idempotency-Key"
+        assert key["value"].startswith("={{ $execution.id }}-{{ $itemIndex }}-")
+        assert key["value"].endswith("-{{ $('Read input').first().json.nonce }}")
+        assert (node["retryOnFail"], node["maxTries"], node["waitBetweenTries"]) == (True, 3, 5000)
+        assert parameters["method"] == "POST"
+        json.loads(json_body_text(node))
     keys = [node["parameters"]["headerParameters"]["parameters"][0]["value"] for node in service_calls(templates[name])]
     assert len(set(keys)) == len(keys)
 
 
+def llm_steps(workflow: dict[str, Any]) -> list[str]:
+    """The HTTP node of every LLM step, in node order."""
+    return [node["name"] for node in service_calls(workflow) if not node["name"].endswith(": mini fallback")]
+
+
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
-def test_every_service_call_has_a_status_switch_a_429_loop_and_a_mini_fallback(
+def test_every_llm_step_is_two_nodes_its_error_output_leading_to_the_mini_fallback(
     name: str, templates: dict[str, Any]
 ) -> None:
     workflow = templates[name]
     nodes = {node["name"]: node for node in workflow["nodes"]}
-    primaries = [node["name"] for node in service_calls(workflow) if not node["name"].endswith(": mini fallback")]
+    primaries = llm_steps(workflow)
     fallbacks = [node["name"] for node in service_calls(workflow) if node["name"].endswith(": mini fallback")]
-    assert len(primaries) == len(fallbacks) >= 1
+    assert primaries and len(primaries) == len(fallbacks)
+    assert not [node for node in workflow["nodes"] if node["type"] in ("n8n-nodes-base.wait", "n8n-nodes-base.switch")
+                and node["name"].startswith(tuple(primaries))]  # fmt: skip
+    assert "n8n-nodes-base.wait" not in {node["type"] for node in workflow["nodes"]}
     for primary in primaries:
-        (status,) = targets(workflow, primary)
-        switch = nodes[status]
-        assert (switch["type"], switch["typeVersion"]) == ("n8n-nodes-base.switch", 3.2)
-        rules = switch["parameters"]["rules"]["values"]
-        assert [
-            [(c["operator"]["operation"], c["rightValue"]) for c in r["conditions"]["conditions"]] for r in rules
-        ] == [
-            [("gte", 200), ("lt", 300)],
-            [("equals", 429)],
-        ]
-        assert all("$json.statusCode" in c["leftValue"] for r in rules for c in r["conditions"]["conditions"])
-        assert switch["parameters"]["options"]["fallbackOutput"] == "extra"
         fallback = f"{primary}: mini fallback"
-        assert targets(workflow, status, 2) == [fallback]
-        body = nodes[fallback]["parameters"]["jsonBody"]
-        assert "tier: 'mini', max_tier: 'mini'" in body and f"$('{primary}: request')" in body
+        assert nodes[primary]["onError"] == "continueErrorOutput"
+        assert nodes[fallback]["onError"] == "continueRegularOutput"
+        # Output 0 (success) goes on, output 1 (error) to the fallback only; the fallback goes where success goes.
+        assert targets(workflow, primary, 1) == [fallback]
+        assert len(workflow["connections"][primary]["main"]) == 2
+        assert targets(workflow, fallback) == targets(workflow, primary, 0) != []
         assert nodes[fallback]["parameters"]["url"] == nodes[primary]["parameters"]["url"]
-        (retry,) = targets(workflow, status, 1)
-        condition = nodes[retry]["parameters"]["conditions"]["conditions"][0]
-        assert (condition["leftValue"], condition["operator"]["operation"]) == ("={{ $runIndex }}", "lt")
-        assert 1 <= condition["rightValue"] <= 5
-        (wait,) = targets(workflow, retry, 0)
-        assert targets(workflow, retry, 1) == [fallback]
-        waiting = nodes[wait]
-        assert (waiting["type"], waiting["typeVersion"]) == ("n8n-nodes-base.wait", 1.1)
-        assert (waiting["parameters"]["resume"], waiting["parameters"]["unit"]) == ("timeInterval", "seconds")
-        amount = waiting["parameters"]["amount"]
-        assert "['retry-after']" in amount and "Math.pow(2, $runIndex)" in amount
-        assert amount.startswith("={{ Math.min(60, Math.max(")  # under n8n's 65 s in-process limit
-        assert targets(workflow, wait) == [primary]
-        (result,) = targets(workflow, fallback)
-        ok = targets(workflow, status, 0)
-        if ok != [result]:  # a batch: 2xx goes through "all items ok?" first
-            (check,) = ok
-            assert targets(workflow, check, 0) == [result] and targets(workflow, check, 1) == [fallback]
-        assert nodes[result]["type"] == "n8n-nodes-base.code"
-        code = nodes[result]["parameters"]["jsCode"]
-        assert f"$('{primary}')" in code and f"$('{fallback}')" in code and "'mini_fallback'" in code
+        # The fallback sends the very request of its step, on mini.
+        sent, again = (json.loads(json_body_text(nodes[n])) for n in (primary, fallback))
+        tiers = again["defaults"] if "defaults" in again else again
+        assert (tiers["tier"], tiers["max_tier"]) == ("mini", "mini")
+        original = sent["defaults"] if "defaults" in sent else sent
+        assert {**original, "tier": "mini", "max_tier": "mini"} == tiers
+        stripped = re.sub(r'"(max_)?tier": "[a-z]+"', "", nodes[primary]["parameters"]["jsonBody"])
+        assert stripped == re.sub(r'"(max_)?tier": "[a-z]+"', "", nodes[fallback]["parameters"]["jsonBody"])
+        key = nodes[primary]["parameters"]["headerParameters"]["parameters"][0]["value"]
+        step = key.split("-{{ $itemIndex }}-")[1].split("-{{")[0]
+        assert nodes[fallback]["parameters"]["headerParameters"]["parameters"][0]["value"] == key.replace(
+            f"-{step}-", f"-{step}-mini-fallback-"
+        )
+        # The Summary reads both.
+        assert f"recordsOf('{primary}', '{step}', " in nodes["Summary"]["parameters"]["jsCode"]
+
+
+def box(node: dict[str, Any]) -> tuple[float, float, float, float]:
+    x, y = node["position"]
+    if node["type"] == "n8n-nodes-base.stickyNote":
+        return x, y, x + node["parameters"]["width"], y + node["parameters"]["height"]
+    return x, y, x + 100, y + 100
+
+
+def inside(inner: tuple[float, ...], outer: tuple[float, ...]) -> bool:
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and inner[2] <= outer[2] and inner[3] <= outer[3]
+
+
+def overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_sticky_notes_say_what_it_does_what_to_set_up_how_to_run_and_where_the_cost_is(
+    name: str, templates: dict[str, Any], catalog: Catalog
+) -> None:
+    workflow = templates[name]
+    notes = [node for node in workflow["nodes"] if node["type"] == "n8n-nodes-base.stickyNote"]
+    assert {(note["typeVersion"], tuple(sorted(note["parameters"]))) for note in notes} == {
+        (1, ("color", "content", "height", "width"))
+    }
+    assert workflow["nodes"][-len(notes) :] == notes  # behind everything, after the nodes, as n8n exports them
+    text = "\n".join(note["parameters"]["content"] for note in notes)
+    main = notes[0]["parameters"]["content"]
+    assert main.startswith("# ") and "## Set up" in main and "## Run" in main
+    assert "**Tierwise API key**" in main and "*Bearer Auth*" in main  # the credential
+    assert "`service_url`" in main and "**Config**" in main  # the base URL
+    assert "**Execute workflow**" in main and "sample" in main  # how to run the sample
+    assert "**Summary**" in main and "## Cost summary" in text and "`total_cost_usd`" in text
+    assert "enable the **Webhook**" in text
+    nodes = [node for node in workflow["nodes"] if node["type"] != "n8n-nodes-base.stickyNote"]
+    by_name = {node["name"]: node for node in nodes}
+    # Every LLM step sits on a note of its own with its number, name and tier; no other node is on it.
+    for primary in llm_steps(workflow):
+        members = [by_name[primary], by_name[f"{primary}: mini fallback"]]
+        holding = [note for note in notes if all(inside(box(member), box(note)) for member in members)]
+        assert len(holding) == 1, primary
+        (note,) = holding
+        heading = note["parameters"]["content"].splitlines()[0]
+        assert re.fullmatch(r"## \d\. .+ · (nano|mini|full)(, batch)?", heading), heading
+        assert [node["name"] for node in nodes if overlap(box(node), box(note))] == [m["name"] for m in members]
+    # Notes never overlap one another, so each group reads on its own.
+    for index, note in enumerate(notes):
+        for other in notes[index + 1 :]:
+            assert not overlap(box(note), box(other)), (note["name"], other["name"])
+    # Nodes never overlap one another.
+    for index, node in enumerate(nodes):
+        for other in nodes[index + 1 :]:
+            assert not overlap(box(node), box(other)), (node["name"], other["name"])
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_the_manual_trigger_with_the_sample_is_the_default_run(name: str, templates: dict[str, Any]) -> None:
+    """n8n's Execute workflow button runs the first enabled trigger by type priority, and a Webhook beats a
+    Manual Trigger; so the Webhook ships disabled (enable it for production) and the Manual Trigger comes first."""
+    workflow = templates[name]
+    triggers = [node for node in workflow["nodes"] if node["type"].endswith(("Trigger", ".webhook"))]
+    assert [node["type"] for node in triggers] == ["n8n-nodes-base.manualTrigger", "n8n-nodes-base.webhook"]
+    manual, webhook = triggers
+    assert workflow["nodes"][0] is manual and manual["name"] == "When clicking ‘Execute workflow’"
+    assert manual["position"] == [0, 0] and webhook["position"][1] > 0
+    assert all(node["position"][0] >= 0 for node in workflow["nodes"] if node["type"] != "n8n-nodes-base.stickyNote")
+    assert webhook.get("disabled") is True and not manual.get("disabled")
+    assert targets(workflow, manual["name"]) == ["Sample input"]
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_edges_run_left_to_right_without_loops(name: str, templates: dict[str, Any]) -> None:
+    workflow = templates[name]
+    nodes = {node["name"]: node for node in workflow["nodes"]}
+    for source, by_type in workflow["connections"].items():
+        for outputs in by_type["main"]:
+            for target in outputs or []:
+                assert nodes[target["node"]]["position"][0] > nodes[source]["position"][0], (source, target["node"])
 
 
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
@@ -640,7 +735,7 @@ def test_both_entry_points_reach_the_summary_and_the_webhook_response(name: str,
     nodes = {node["name"]: node for node in workflow["nodes"]}
     (webhook,) = [n for n in workflow["nodes"] if n["type"] == "n8n-nodes-base.webhook"]
     (manual,) = [n for n in workflow["nodes"] if n["type"] == "n8n-nodes-base.manualTrigger"]
-    assert webhook["typeVersion"] == 2
+    assert webhook["typeVersion"] == 2.1
     assert webhook["parameters"]["responseMode"] == "responseNode"
     assert webhook["parameters"]["httpMethod"] == "POST"
     assert webhook["parameters"]["path"] == "tierwise-" + name.removesuffix(".json")
@@ -653,7 +748,7 @@ def test_both_entry_points_reach_the_summary_and_the_webhook_response(name: str,
     assert targets(workflow, "Summary") == ["Respond to Webhook"]
     assert "total_cost_usd" in nodes["Summary"]["parameters"]["jsCode"]
     assert not workflow["connections"].get("Respond to Webhook")
-    every = set(nodes)
+    every = {name for name, node in nodes.items() if node["type"] != "n8n-nodes-base.stickyNote"}
     assert reachable(workflow, webhook["name"]) | reachable(workflow, manual["name"]) == every
 
 
@@ -680,8 +775,8 @@ def test_validator_rejects_an_unknown_parameter(catalog: Catalog) -> None:
     node["parameters"]["retries"] = 3
     node["parameters"]["options"]["followRedirect"] = True
     assert all_problems(workflow, catalog) == [
-        "'Judge Review' (n8n-nodes-base.httpRequest@4.2).options.followRedirect: is not a parameter of this node",
-        "'Judge Review' (n8n-nodes-base.httpRequest@4.2).retries: is not a parameter of this node",
+        "'Judge Review' (n8n-nodes-base.httpRequest@4.4).options.followRedirect: is not a parameter of this node",
+        "'Judge Review' (n8n-nodes-base.httpRequest@4.4).retries: is not a parameter of this node",
     ]
 
 
@@ -691,16 +786,15 @@ def test_validator_rejects_a_hidden_parameter_and_a_bad_option_value(catalog: Ca
     node["parameters"]["method"] = "FETCH"
     node["parameters"]["jsonQuery"] = "{}"
     node["parameters"]["options"]["response"]["response"]["responseFormat"] = "xml"
-    wait = next(n for n in workflow["nodes"] if n["name"] == "Draft Content: wait")
-    wait["parameters"]["unit"] = "fortnights"
+    note = next(n for n in workflow["nodes"] if n["type"] == "n8n-nodes-base.stickyNote")
+    note["parameters"]["color"] = "yellow"
     assert all_problems(workflow, catalog) == [
-        "'Draft Content' (n8n-nodes-base.httpRequest@4.2).method: 'FETCH' is not one of "
+        "'Draft Content' (n8n-nodes-base.httpRequest@4.4).method: 'FETCH' is not one of "
         "['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT']",
-        "'Draft Content' (n8n-nodes-base.httpRequest@4.2).options.response.response[0].responseFormat: 'xml' is not "
+        "'Draft Content' (n8n-nodes-base.httpRequest@4.4).options.response.response[0].responseFormat: 'xml' is not "
         "one of ['autodetect', 'file', 'json', 'text']",
-        "'Draft Content' (n8n-nodes-base.httpRequest@4.2).jsonQuery: is not shown with these settings",
-        "'Draft Content: wait' (n8n-nodes-base.wait@1.1).unit: 'fortnights' is not one of "
-        "['seconds', 'minutes', 'hours', 'days']",
+        "'Draft Content' (n8n-nodes-base.httpRequest@4.4).jsonQuery: is not shown with these settings",
+        "'Sticky Note' (n8n-nodes-base.stickyNote@1).color: 'yellow' is not a number",
     ]
 
 
@@ -724,14 +818,16 @@ def test_validator_rejects_a_dangling_connection_and_duplicates(catalog: Catalog
 
 def test_validator_rejects_bad_output_and_input_indexes(catalog: Catalog) -> None:
     workflow = planted("support-triage.json")
-    workflow["connections"]["Classify Intent: retry?"]["main"].append([{"node": "Summary", "type": "main", "index": 0}])
+    workflow["connections"]["Classify Intent: mini fallback"]["main"].append(
+        [{"node": "Summary", "type": "main", "index": 0}]
+    )
     workflow["connections"]["Summary"]["main"][0][0]["index"] = 1
     workflow["connections"]["Close Spam"] = {"main": [[{"node": "Webhook", "type": "main", "index": 0}]]}
     workflow["nodes"].append({**workflow["nodes"][0], "id": str(uuid.uuid4()), "name": "Extra", "foo": 1})
     assert all_problems(workflow, catalog) == [f"nodes[{len(workflow['nodes']) - 1}]: unknown node key 'foo'"]
     workflow["nodes"].pop()
     assert all_problems(workflow, catalog) == [
-        "connections['Classify Intent: retry?']: output 2 used, the node has 2",
+        "connections['Classify Intent: mini fallback']: output 1 used, the node has 1",
         "connections['Close Spam']: 'Webhook' has no input 0",
         "connections['Summary']: 'Respond to Webhook' has no input 1",
     ]
@@ -746,6 +842,6 @@ def test_validator_rejects_a_credential_the_node_does_not_take_and_an_expression
     code = next(n for n in workflow["nodes"] if n["name"] == "Summary")
     code["parameters"]["mode"] = "={{ 'runOnceForEachItem' }}"
     assert all_problems(workflow, catalog) == [
-        "'Extract Fields' (n8n-nodes-base.httpRequest@4.2): takes no 'slackApi' credential",
+        "'Extract Fields' (n8n-nodes-base.httpRequest@4.4): takes no 'slackApi' credential",
         "'Summary' (n8n-nodes-base.code@2).mode: takes no expression",
     ]
