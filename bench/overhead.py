@@ -6,7 +6,9 @@ this load generator. Paths:
 * ``direct``: the same structured-output chat completion sent straight to the upstream;
 * ``sqlite``: ``tierwise serve`` on SQLite (one process);
 * ``postgres``: ``tierwise serve`` on PostgreSQL (one process);
-* ``workers2``: ``tierwise serve --workers 2`` on PostgreSQL (two processes on one port).
+* ``workers2``: ``tierwise serve --workers 2`` on PostgreSQL (two processes on one port);
+* ``openai``: ``tierwise serve`` on SQLite, called on its OpenAI-compatible surface
+  (``POST /v1/chat/completions``, model ``tierwise/nano``, the same schema as ``response_format``).
 
 Every deployment is started before the first round and warmed up; rounds then visit the paths in turn
 (A B C D A B C D ...) so all see the same machine. Overhead per request is measured client side (total
@@ -51,7 +53,7 @@ SCHEMA = {
     "additionalProperties": False,
 }
 POSTGRES = os.environ.get("TIERWISE_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-PATHS = ("direct", "sqlite", "postgres", "workers2")
+PATHS = ("direct", "sqlite", "postgres", "workers2", "openai")
 
 Send = Callable[[], Awaitable[tuple[bool, float, float | None]]]
 
@@ -129,12 +131,29 @@ async def through_service(http: aiohttp.ClientSession, base: str) -> tuple[bool,
     return True, float(upstream_ms), header
 
 
-async def direct(http: aiohttp.ClientSession, upstream: str, latency_ms: float) -> tuple[bool, float, float | None]:
-    body = {
-        "model": "gpt-5.4-nano",
+def chat_body(model: str) -> dict[str, Any]:
+    """The structured-output chat completion ``direct`` sends upstream and ``openai`` sends to the service."""
+    return {
+        "model": model,
         "messages": [{"role": "system", "content": "Classify."}, {"role": "user", "content": TICKET}],
         "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": SCHEMA, "strict": True}},
     }
+
+
+async def through_openai_surface(
+    http: aiohttp.ClientSession, base: str, latency_ms: float
+) -> tuple[bool, float, float | None]:
+    """One chat completion on the service's OpenAI-compatible surface (one upstream call: the sandbox never fails)."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with http.post(f"{base}/v1/chat/completions", json=chat_body("tierwise/nano"), headers=headers) as response:
+        await response.read()
+        if response.status != 200:
+            return False, 0.0, None
+        return True, latency_ms, float(response.headers["x-tierwise-overhead-ms"])
+
+
+async def direct(http: aiohttp.ClientSession, upstream: str, latency_ms: float) -> tuple[bool, float, float | None]:
+    body = chat_body("gpt-5.4-nano")
     async with http.post(f"{upstream}/chat/completions", json=body, headers={"Authorization": "Bearer k"}) as response:
         await response.read()
         return response.status == 200, latency_ms, None
@@ -197,7 +216,9 @@ async def main() -> None:
                 checkout = args.baseline if path == "baseline" else None
                 base = stack.enter_context(service_process(upstream, *serve_args, checkout=checkout, **extra))
 
-                def send(base: str = base) -> Awaitable[tuple[bool, float, float | None]]:
+                def send(base: str = base, path: str = path) -> Awaitable[tuple[bool, float, float | None]]:
+                    if path == "openai":
+                        return through_openai_surface(http, base, args.latency_ms)
                     return through_service(http, base)
 
                 targets[path] = (send, serving_pids(base))

@@ -15,10 +15,12 @@ cut into OpenAI's chunks, ending with ``data: [DONE]``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -103,17 +105,25 @@ def resolves(schema: dict[str, Any], ref: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=1024)
+def schema_fault(canonical: str) -> str | None:
+    """What is wrong with a schema (as canonical JSON), or None; cached: a step sends the same one every time."""
+    schema = json.loads(canonical)
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return f"not a valid JSON Schema ({exc.message})"
+    broken = next((ref for ref in refs(schema) if not resolves(schema, ref)), None)
+    return None if broken is None else f"the reference {broken!r} does not resolve within the schema"
+
+
 def check_schema(param: str, schema: Any) -> dict[str, Any]:
     """A JSON Schema given as a parameter: valid against the meta-schema, every ``$ref`` local and resolvable."""
     if not isinstance(schema, dict):
         raise invalid(param, f"Invalid '{param}': expected a JSON Schema object.")
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        raise invalid(param, f"Invalid '{param}': not a valid JSON Schema ({exc.message}).") from None
-    broken = next((ref for ref in refs(schema) if not resolves(schema, ref)), None)
-    if broken is not None:
-        raise invalid(param, f"Invalid '{param}': the reference {broken!r} does not resolve within the schema.")
+    fault = schema_fault(json.dumps(schema, sort_keys=True, separators=(",", ":")))
+    if fault is not None:
+        raise invalid(param, f"Invalid '{param}': {fault}.")
     return schema
 
 
