@@ -892,7 +892,7 @@ class _Restorer:
             ref = schema.get("$ref")
             if not isinstance(ref, str):
                 return schema
-            target = _resolve_pointer(self.root, ref)
+            target = resolve_pointer(self.root, ref)
             if target is None:
                 return schema
             schema = target
@@ -1096,7 +1096,7 @@ def _parse_def_ref(ref: str) -> tuple[str, str, str] | None:
     return None
 
 
-def _resolve_pointer(root: Mapping[str, Any], ref: str) -> Any:
+def resolve_pointer(root: Mapping[str, Any], ref: str) -> Any:
     """Resolve a local ``#``-rooted JSON pointer in ``root``; ``None`` when it does not resolve."""
     if ref == "#":
         return root

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -31,6 +30,7 @@ from nodes.compat.models import tier_of_model
 from nodes.compat.sse import DONE, data_frame, pieces
 from nodes.errors import FieldIssue, InvalidRequest
 from nodes.record import RunRecord
+from nodes.strict_schema import resolve_pointer
 from nodes.tiers import LADDER
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -89,22 +89,6 @@ def refs(value: Any) -> Iterator[str]:
             yield from refs(item)
 
 
-def resolves(schema: dict[str, Any], ref: str) -> bool:
-    """Whether ``ref`` is a JSON pointer into ``schema`` that leads somewhere (no other reference can be checked)."""
-    if not ref.startswith("#"):
-        return False
-    target: Any = schema
-    for token in [part for part in ref[1:].split("/") if part]:
-        token = unquote(token).replace("~1", "/").replace("~0", "~")
-        if isinstance(target, dict) and token in target:
-            target = target[token]
-        elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
-            target = target[int(token)]
-        else:
-            return False
-    return True
-
-
 @lru_cache(maxsize=1024)
 def schema_fault(canonical: str) -> str | None:
     """What is wrong with a schema (as canonical JSON), or None; cached: a step sends the same one every time."""
@@ -113,7 +97,7 @@ def schema_fault(canonical: str) -> str | None:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         return f"not a valid JSON Schema ({exc.message})"
-    broken = next((ref for ref in refs(schema) if not resolves(schema, ref)), None)
+    broken = next((ref for ref in refs(schema) if resolve_pointer(schema, ref) is None), None)
     return None if broken is None else f"the reference {broken!r} does not resolve within the schema"
 
 

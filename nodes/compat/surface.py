@@ -78,18 +78,12 @@ class OpenAISurface:
     ) -> Answer:
         """Run one request to either endpoint; every refusal comes back as OpenAI's error body."""
         try:
-            return await self._answer(endpoint, raw, caller=caller, headers=headers, received_at=received_at)
+            return await self._run(endpoint, raw, caller, headers, received_at)
         except ProblemError as exc:
             return Answer(openai_error(exc))
 
-    async def _answer(
-        self,
-        endpoint: Endpoint,
-        raw: bytes,
-        *,
-        caller: Caller,
-        headers: Mapping[str, str],
-        received_at: float,
+    async def _run(
+        self, endpoint: Endpoint, raw: bytes, caller: Caller, headers: Mapping[str, str], received_at: float
     ) -> Answer:
         body = parse_json_object(raw)
         translate: Callable[[dict[str, Any], Mapping[str, str]], Translated] = (
